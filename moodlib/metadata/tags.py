@@ -1,0 +1,168 @@
+"""Read and write the mood field of a music file, whatever its container.
+
+``read_moods`` and ``write_moods`` load the file with mutagen, which recognises the container
+from its content, and hand it to the convention that container uses for moods:
+
+=========================  ==============================  ===========================
+container                  convention                      extensions
+=========================  ==============================  ===========================
+MP3, WAV, AIFF             ID3v2.4 ``TMOO``                .mp3 .wav .aif .aiff
+FLAC, Ogg Vorbis, Opus     Vorbis comment ``MOOD``         .flac .ogg .opus
+MP4 (AAC, ALAC)            ``----:com.apple.iTunes:MOOD``  .m4a
+ASF                        ``WM/Mood``                     .wma
+WavPack, Monkey's, MPC     APEv2 ``Mood``                  .wv .ape .mpc
+=========================  ==============================  ===========================
+
+A write never edits the file in place: the tags go into a copy that then replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import mutagen
+from mutagen import FileType, MutagenError
+from mutagen.aiff import AIFF
+from mutagen.asf import ASF
+from mutagen.flac import FLAC
+from mutagen.monkeysaudio import MonkeysAudio
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4
+from mutagen.musepack import Musepack
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+from mutagen.wavpack import WavPack
+
+from moodlib.metadata.atomic import replace_with_edited_copy
+from moodlib.metadata.conventions import (
+    APEv2Moods,
+    ASFMoods,
+    ID3Moods,
+    MoodConvention,
+    MP4Moods,
+    VorbisMoods,
+)
+from moodlib.metadata.errors import TagWriteError
+
+CONVENTIONS: dict[type[FileType], MoodConvention] = {
+    MP3: ID3Moods(),
+    WAVE: ID3Moods(),
+    AIFF: ID3Moods(),
+    FLAC: VorbisMoods(),
+    OggVorbis: VorbisMoods(),
+    OggOpus: VorbisMoods(),
+    MP4: MP4Moods(),
+    ASF: ASFMoods(),
+    WavPack: APEv2Moods(),
+    MonkeysAudio: APEv2Moods(),
+    Musepack: APEv2Moods(),
+}
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp3", ".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".m4a", ".wma", ".wv", ".ape",
+     ".mpc"}
+)  # fmt: skip
+
+# Magic -> struct format of the size that follows it, for containers whose first unit
+# declares its length: RIFF (WAV) and FORM (AIFF) wrap the whole file, "wvpk" is a WavPack block.
+_DECLARED_SIZE_FORMATS = {b"RIFF": "<I", b"FORM": ">I", b"wvpk": "<I"}
+
+# Besides MutagenError, mutagen's parsers let these escape on some corrupt or truncated data.
+_CORRUPT_DATA_ERRORS = (MutagenError, struct.error, EOFError, ValueError, IndexError)
+
+
+def supported_extensions() -> frozenset[str]:
+    """Lower-case file extensions (with the dot) of the containers moods are written to."""
+    return SUPPORTED_EXTENSIONS
+
+
+def read_moods(path: str | os.PathLike[str]) -> list[str]:
+    """The mood values in the file, in order ([] when it has none).
+
+    Raises ``TagWriteError`` when the file cannot be read or is not a supported audio file.
+    """
+    with _as_tag_error(path):
+        audio = _load(path)
+        return CONVENTIONS[type(audio)].read(audio)
+
+
+def write_moods(path: str | os.PathLike[str], moods: Sequence[str]) -> list[str]:
+    """Make the file's mood field hold exactly ``moods`` and return the values it held before.
+
+    An empty ``moods`` removes the field; writing the returned list back undoes the change.
+    Every other tag and the audio stay as they were, and the file is replaced atomically by
+    an edited copy, so it is never left half-written. When the file already holds ``moods``
+    it is not rewritten.
+
+    Raises ``TagWriteError`` (file untouched) when the file is read-only, unreadable, corrupt
+    or not a supported audio file, when a mood contains NUL and the format separates values
+    with NUL (ID3v2, APEv2), or when the write fails; ``TypeError`` when a mood is not a str.
+    """
+    moods = list(moods)
+    if not all(isinstance(mood, str) for mood in moods):
+        raise TypeError(f"mood values must be strings: {moods!r}")
+
+    def edit(copy: Path) -> list[str]:
+        audio = _load(copy)
+        convention = CONVENTIONS[type(audio)]
+        replaced = convention.read(audio)
+        convention.write(audio, moods)
+        return replaced
+
+    with _as_tag_error(path):
+        audio = _load(path)
+        convention = CONVENTIONS[type(audio)]
+        previous = convention.read(audio)
+        if previous == moods:
+            return previous
+        _check_complete(path, audio)
+        if convention.nul_separated and any("\0" in mood for mood in moods):
+            raise TagWriteError(path, f"a mood contains NUL, the {convention.name} separator")
+        return replace_with_edited_copy(Path(path), edit)
+
+
+def _load(path: str | os.PathLike[str]) -> FileType:
+    audio = mutagen.File(path, options=list(CONVENTIONS))
+    if audio is None:
+        raise MutagenError("not a supported audio file")
+    return audio
+
+
+def _check_complete(path: str | os.PathLike[str], audio: FileType) -> None:
+    """Refuse files that hold no audio or are visibly cut short.
+
+    Writers insert tags at offsets computed from the sizes a header declares; in a truncated
+    file those point past its end. Where the first unit of the container declares its size
+    (the RIFF or AIFF form, the first WavPack block) that size must fit in the file.
+    """
+    if audio.info.length <= 0:
+        raise TagWriteError(path, "the file holds no audio")
+    with open(path, "rb") as file:
+        head = file.read(8)
+        file_size = os.fstat(file.fileno()).st_size
+    size_format = _DECLARED_SIZE_FORMATS.get(head[:4])
+    if size_format is None or len(head) < 8:
+        return
+    declared = 8 + struct.unpack(size_format, head[4:])[0]
+    # One byte of slack: some writers leave out the pad byte after an odd-sized last chunk.
+    if declared > file_size + 1:
+        raise TagWriteError(
+            path, f"truncated: its header declares {declared} bytes, the file has {file_size}"
+        )
+
+
+@contextmanager
+def _as_tag_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    try:
+        yield
+    except TagWriteError:
+        raise
+    except OSError as error:
+        raise TagWriteError(path, error.strerror or str(error)) from error
+    except _CORRUPT_DATA_ERRORS as error:
+        raise TagWriteError(path, f"not a readable audio file: {error}") from error
