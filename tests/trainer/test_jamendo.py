@@ -1,0 +1,285 @@
+"""The official split files, the mel-spectrogram dataset and the synthetic look-alike."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from moodlib.tags import FULL_NAMES, TAGS
+from trainer.cli import main
+from trainer.data import synth
+from trainer.data.jamendo import (
+    HEADER,
+    SUBSETS,
+    DatasetError,
+    MelDataset,
+    Track,
+    load_mel,
+    mel_path,
+    read_split,
+    segment_starts,
+    split_file,
+    tag_counts,
+    tag_matrix,
+    write_split,
+)
+from trainer.metrics import evaluate, frequency_groups
+
+OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mtg-jamendo"
+needs_official = pytest.mark.skipif(
+    not (OFFICIAL / "split-0").is_dir(),
+    reason=f"the official MTG-Jamendo split is not at {OFFICIAL}/split-0",
+)
+
+
+@needs_official
+def test_official_split_has_the_published_track_counts():
+    counts = {
+        subset: len(read_split(split_file(OFFICIAL / "split-0", subset))) for subset in SUBSETS
+    }
+
+    assert counts == {"train": 9949, "validation": 3802, "test": 4231}
+
+
+@needs_official
+def test_official_tag_order_is_moodlibs():
+    official = (OFFICIAL / "moodtheme_split.txt").read_text().split()
+
+    assert tuple(official) == FULL_NAMES
+
+
+@needs_official
+def test_official_tag_matrix_covers_all_56_tags_in_every_subset():
+    for subset in SUBSETS:
+        tracks = read_split(split_file(OFFICIAL / "split-0", subset))
+        matrix = tag_matrix(tracks)
+
+        assert matrix.shape == (len(tracks), 56)
+        assert (matrix.sum(axis=1) >= 1).all(), subset
+        assert (matrix.sum(axis=0) >= 1).all(), subset
+        assert matrix.sum() == sum(len(track.tags) for track in tracks)
+
+
+@needs_official
+def test_official_first_training_track():
+    first = read_split(split_file(OFFICIAL / "split-0", "train"))[0]
+
+    assert first == Track(
+        "track_0000948", "artist_000087", "album_000149", "48/948.mp3", 212.7, ("background",)
+    )
+
+
+@needs_official
+def test_official_training_counts_split_into_8_head_29_middle_19_tail_tags():
+    counts = tag_counts(read_split(split_file(OFFICIAL / "split-0", "train")))
+
+    groups = frequency_groups(counts)
+
+    assert [len(groups[name]) for name in ("head", "middle", "tail")] == [8, 29, 19]
+
+
+def test_mel_path_swaps_the_extension():
+    assert mel_path("/data/melspecs", "48/948.mp3") == Path("/data/melspecs/48/948.npy")
+
+
+def test_split_files_round_trip_with_any_number_of_tags(tmp_path):
+    tracks = [
+        Track("track_0000001", "artist_000001", "album_000001", "01/1.mp3", 30.0, ("happy",)),
+        Track("track_0000102", "artist_000002", "album_000002", "02/102.mp3", 212.7, TAGS[:7]),
+    ]
+    path = tmp_path / "autotagging_moodtheme-train.tsv"
+
+    write_split(path, tracks)
+
+    assert path.read_bytes().startswith(("\t".join(HEADER) + "\r\n").encode())
+    assert read_split(path) == tracks
+    assert tag_matrix(tracks)[1].tolist() == [1.0] * 7 + [0.0] * 49
+
+
+def test_a_wrong_header_names_the_file(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("ID\tPATH\n1\t01/1.mp3\n")
+
+    with pytest.raises(DatasetError, match=r"bad\.tsv: the header"):
+        read_split(path)
+
+
+def test_an_unknown_tag_names_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("\t".join(HEADER) + "\nt\ta\tb\t01/1.mp3\t30.0\tmood/theme---grumpy\n")
+
+    with pytest.raises(DatasetError, match=r"bad.tsv:2: .*grumpy"):
+        read_split(path)
+
+
+def test_a_missing_split_file_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read"):
+        read_split(tmp_path / "absent.tsv")
+
+
+def test_segment_starts_span_the_track_evenly():
+    assert segment_starts(1000, 100, 4).tolist() == [0, 300, 600, 900]
+    assert segment_starts(50, 100, 3).tolist() == [0, 0, 0]
+
+
+@pytest.fixture
+def mel_tracks(tmp_path):
+    """Two tracks whose mel value at (band, frame) is band * 1000 + frame."""
+    tracks = [
+        Track("track_0000101", "a", "b", "01/101.mp3", 10.0, ("happy", "sad")),
+        Track("track_0000202", "a", "b", "02/202.mp3", 10.0, ("calm",)),
+    ]
+    for track, frames in zip(tracks, (500, 60), strict=True):
+        destination = mel_path(tmp_path, track.path)
+        destination.parent.mkdir(parents=True)
+        mel = np.arange(96)[:, None] * 1000.0 + np.arange(frames)[None, :]
+        np.save(destination, mel.astype(np.float32))
+    return tracks, tmp_path
+
+
+def test_training_items_are_random_contiguous_crops(mel_tracks):
+    tracks, root = mel_tracks
+    dataset = MelDataset(tracks, root, crop_frames=128)
+    torch.manual_seed(0)
+
+    starts = set()
+    for _ in range(20):
+        crop, tags = dataset[0]
+        assert crop.shape == (96, 128) and crop.dtype == torch.float32
+        start = int(crop[0, 0])
+        assert 0 <= start <= 500 - 128
+        expected = np.arange(96)[:, None] * 1000.0 + np.arange(start, start + 128)[None, :]
+        assert np.array_equal(crop.numpy(), expected)
+        starts.add(start)
+
+    assert len(starts) > 1
+    assert tags[[TAGS.index("happy"), TAGS.index("sad")]].tolist() == [1.0, 1.0]
+    assert tags.sum() == 2
+
+
+def test_evaluation_items_are_evenly_spaced_segments(mel_tracks):
+    tracks, root = mel_tracks
+    dataset = MelDataset(tracks, root, crop_frames=100, eval_segments=5)
+
+    segments, tags = dataset[0]
+
+    assert segments.shape == (5, 96, 100)
+    assert segments[:, 0, 0].tolist() == [0, 100, 200, 300, 400]
+    assert tags[TAGS.index("happy")] == 1
+
+
+def test_a_track_shorter_than_the_crop_is_padded_with_its_minimum(mel_tracks):
+    tracks, root = mel_tracks
+    dataset = MelDataset(tracks, root, crop_frames=100)
+
+    crop, _ = dataset[1]
+
+    assert crop.shape == (96, 100)
+    assert crop[5, 59].item() == 5059
+    assert (crop[:, 60:] == 0).all()  # the track's minimum is band 0, frame 0: 0 dB
+
+
+def test_a_malformed_mel_names_the_file(tmp_path):
+    path = tmp_path / "01" / "101.npy"
+    path.parent.mkdir()
+    np.save(path, np.zeros((64, 10), dtype=np.float32))
+
+    with pytest.raises(DatasetError, match=r"101.npy: expected 96 mel bands"):
+        load_mel(path)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return synth.generate(tmp_path_factory.mktemp("synth"), tracks=200, frames=256, seed=3)
+
+
+def read_synthetic(dataset):
+    return {subset: read_split(split_file(dataset.split_dir, subset)) for subset in SUBSETS}
+
+
+def test_synthetic_dataset_has_the_official_layout(synthetic):
+    subsets = read_synthetic(synthetic)
+
+    assert sum(len(tracks) for tracks in subsets.values()) == 200
+    assert len(subsets["train"]) > len(subsets["test"]) > len(subsets["validation"])
+    first_line = split_file(synthetic.split_dir, "train").read_bytes().split(b"\r\n")[0]
+    assert first_line.decode() == "\t".join(HEADER)
+    for tracks in subsets.values():
+        for track in tracks:
+            number = int(track.track_id.removeprefix("track_"))
+            assert track.path == f"{number % 100:02d}/{number}.mp3"
+            mel = load_mel(mel_path(synthetic.mel_root, track.path))
+            assert mel.shape == (96, 256) and mel.dtype == np.float32
+
+
+def test_synthetic_values_are_in_the_mtg_db_range(synthetic):
+    tracks = read_synthetic(synthetic)["train"][:20]
+    values = np.stack([load_mel(mel_path(synthetic.mel_root, t.path)) for t in tracks])
+
+    assert -35 < values.mean() < -12
+    assert 10 < values.std() < 25
+
+
+def test_synthetic_tags_are_imbalanced_and_present_in_every_subset(synthetic):
+    subsets = read_synthetic(synthetic)
+    for tracks in subsets.values():
+        matrix = tag_matrix(tracks)
+        assert (matrix.sum(axis=0) >= 1).all()
+        assert (matrix.sum(axis=1) >= 1).all()
+        assert (matrix.sum(axis=0) < len(tracks)).all()
+    counts = tag_counts(subsets["train"])
+    assert counts.max() >= 4 * counts.min()
+
+
+def test_synthetic_dataset_is_reproducible(synthetic, tmp_path):
+    again = synth.generate(tmp_path, tracks=200, frames=256, seed=3)
+
+    track = read_synthetic(again)["test"][0]
+    assert split_file(again.split_dir, "test").read_bytes() == (
+        split_file(synthetic.split_dir, "test").read_bytes()
+    )
+    assert np.array_equal(
+        load_mel(mel_path(again.mel_root, track.path)),
+        load_mel(mel_path(synthetic.mel_root, track.path)),
+    )
+
+
+def test_synthetic_tags_are_learnable_from_per_band_means(synthetic):
+    subsets = read_synthetic(synthetic)
+
+    def features(tracks):
+        return np.stack(
+            [load_mel(mel_path(synthetic.mel_root, t.path)).mean(axis=1) for t in tracks]
+        )
+
+    train, test = subsets["train"], subsets["test"]
+    model = make_pipeline(
+        StandardScaler(), OneVsRestClassifier(LogisticRegression(solver="liblinear"))
+    )
+    model.fit(features(train), tag_matrix(train))
+    groundtruth = tag_matrix(test)
+    learnt = evaluate(groundtruth, model.predict_proba(features(test)))
+    prior = evaluate(groundtruth, np.tile(tag_matrix(train).mean(axis=0), (len(test), 1)))
+
+    assert prior["ROC-AUC-macro"] == pytest.approx(0.5)
+    assert learnt["ROC-AUC-macro"] > 0.9
+    assert learnt["PR-AUC-macro"] > 3 * prior["PR-AUC-macro"]
+
+
+def test_cli_synth_writes_the_dataset(tmp_path, capsys):
+    status = main(["synth", str(tmp_path), "--tracks", "100", "--frames", "32", "--seed", "1"])
+
+    assert status == 0
+    assert "split-0" in capsys.readouterr().out
+    tracks = read_split(split_file(tmp_path / "split-0", "validation"))
+    assert load_mel(mel_path(tmp_path / "melspecs", tracks[0].path)).shape == (96, 32)
+
+
+def test_too_few_synthetic_tracks_are_refused(tmp_path, capsys):
+    assert main(["synth", str(tmp_path), "--tracks", "20"]) == 1
+    assert "at least 100 tracks" in capsys.readouterr().err

@@ -1,0 +1,191 @@
+"""The official MTG-Jamendo mood/theme split: TSV files, the tag matrix, mel-spectrogram datasets.
+
+A split file (``split-0/autotagging_moodtheme-train.tsv``) is tab-separated with the header
+``TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS`` and one track per line; from the sixth column
+on, each column holds one tag (``mood/theme---happy``), as many as the track has. The official
+files end their lines with CRLF. PATH is the audio file relative to the dataset root
+(``48/948.mp3``); the dataset's mel-spectrogram of that track is the same path with ``.npy``,
+an array of 96 mel bands by frames in dB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from moodlib.tags import FULL_NAMES, TAG_INDEX, TAGS, short_name
+from trainer import TrainerError
+
+SUBSETS = ("train", "validation", "test")
+HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
+N_MELS = 96
+
+
+class DatasetError(TrainerError):
+    """A split file or a mel-spectrogram is missing or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One line of a split file."""
+
+    track_id: str
+    artist_id: str
+    album_id: str
+    path: str
+    """Audio path relative to the dataset root, as in the file (``48/948.mp3``)."""
+    duration: float
+    """Seconds."""
+    tags: tuple[str, ...]
+    """Short tag names (``happy``), in the file's order."""
+
+
+def split_file(split_dir: str | Path, subset: str) -> Path:
+    """``split_dir/autotagging_moodtheme-{subset}.tsv`` for ``subset`` in :data:`SUBSETS`."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; use one of {', '.join(SUBSETS)}")
+    return Path(split_dir) / f"autotagging_moodtheme-{subset}.tsv"
+
+
+def read_split(path: str | Path) -> list[Track]:
+    """Read the tracks of one split file.
+
+    Raises
+    ------
+    DatasetError
+        The file is missing, its header is not the official one, or a line is malformed; the
+        message names the file and the line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the split file ({error.strerror})") from error
+    lines = text.splitlines()
+    if not lines or tuple(lines[0].split("\t")) != HEADER:
+        raise DatasetError(f"{path}: the header is not {' '.join(HEADER)}")
+    tracks = []
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip():
+            tracks.append(_parse_track(line, f"{path}:{number}"))
+    return tracks
+
+
+def write_split(path: str | Path, tracks: Iterable[Track]) -> None:
+    """Write ``tracks`` as an official split file (full tag names, CRLF line ends)."""
+    rows = ["\t".join(HEADER)]
+    for track in tracks:
+        fields = [track.track_id, track.artist_id, track.album_id, track.path]
+        fields.append(f"{track.duration:.1f}")
+        fields.extend(FULL_NAMES[TAG_INDEX[tag]] for tag in track.tags)
+        rows.append("\t".join(fields))
+    Path(path).write_text("\r\n".join(rows) + "\r\n", encoding="utf-8", newline="")
+
+
+def tag_matrix(tracks: Sequence[Track]) -> np.ndarray:
+    """Multi-hot tags, float32 ``(n_tracks, 56)``, columns in the official order."""
+    matrix = np.zeros((len(tracks), len(TAGS)), dtype=np.float32)
+    for row, track in enumerate(tracks):
+        matrix[row, [TAG_INDEX[tag] for tag in track.tags]] = 1
+    return matrix
+
+
+def tag_counts(tracks: Sequence[Track]) -> np.ndarray:
+    """How many of ``tracks`` carry each tag, int64 ``(56,)`` in the official order."""
+    return tag_matrix(tracks).sum(axis=0).astype(np.int64)
+
+
+def mel_path(root: str | Path, path: str) -> Path:
+    """The mel-spectrogram of the track at ``path`` (``48/948.mp3`` -> ``root/48/948.npy``)."""
+    return Path(root) / Path(path).with_suffix(".npy")
+
+
+def load_mel(path: str | Path) -> np.ndarray:
+    """A mel-spectrogram ``(96, frames)``, memory-mapped; :class:`DatasetError` if unusable."""
+    try:
+        mel = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path}: cannot read the mel-spectrogram ({error})") from error
+    if mel.ndim != 2 or mel.shape[0] != N_MELS or mel.shape[1] == 0:
+        raise DatasetError(f"{path}: expected {N_MELS} mel bands x frames, found {mel.shape}")
+    return mel
+
+
+def segment_starts(n_frames: int, crop_frames: int, segments: int) -> np.ndarray:
+    """First frames of ``segments`` crops spread evenly from the start to the end of a track."""
+    last = max(n_frames - crop_frames, 0)
+    return np.linspace(0, last, segments).round().astype(np.int64)
+
+
+class MelDataset(Dataset):
+    """Mel-spectrogram crops of a split's tracks with their multi-hot tags.
+
+    Training (``eval_segments=None``): each item is one crop of ``crop_frames`` at a random
+    position (torch's random generator, which ``DataLoader`` seeds per worker) and the tags:
+    ``(mel (96, crop_frames), tags (56,))``.
+
+    Evaluation (``eval_segments=N``): each item is ``N`` crops at evenly spaced positions,
+    ``(segments (N, 96, crop_frames), tags (56,))``; a model's track score is the mean of its
+    segment scores.
+
+    A track shorter than ``crop_frames`` is padded at the end with its own minimum (its
+    quietest value). Values are float32 dB as stored.
+    """
+
+    def __init__(
+        self,
+        tracks: Sequence[Track],
+        mel_root: str | Path,
+        *,
+        crop_frames: int,
+        eval_segments: int | None = None,
+    ) -> None:
+        if crop_frames < 1:
+            raise ValueError(f"crop_frames must be positive, not {crop_frames}")
+        if eval_segments is not None and eval_segments < 1:
+            raise ValueError(f"eval_segments must be positive, not {eval_segments}")
+        self.tracks = list(tracks)
+        self.mel_root = Path(mel_root)
+        self.crop_frames = crop_frames
+        self.eval_segments = eval_segments
+        self.tags = tag_matrix(self.tracks)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mel = load_mel(mel_path(self.mel_root, self.tracks[index].path))
+        if mel.shape[1] < self.crop_frames:
+            padding = ((0, 0), (0, self.crop_frames - mel.shape[1]))
+            mel = np.pad(mel, padding, constant_values=float(mel.min()))
+        if self.eval_segments is None:
+            last = mel.shape[1] - self.crop_frames
+            starts = torch.randint(0, last + 1, (1,)).numpy()
+        else:
+            starts = segment_starts(mel.shape[1], self.crop_frames, self.eval_segments)
+        crops = np.stack([mel[:, start : start + self.crop_frames] for start in starts])
+        crops = torch.from_numpy(crops.astype(np.float32, copy=False))
+        if self.eval_segments is None:
+            crops = crops[0]
+        return crops, torch.from_numpy(self.tags[index])
+
+
+def _parse_track(line: str, where: str) -> Track:
+    fields = line.split("\t")
+    if len(fields) < len(HEADER):
+        raise DatasetError(f"{where}: expected at least {len(HEADER)} columns, found {len(fields)}")
+    track_id, artist_id, album_id, path, duration = fields[:5]
+    try:
+        seconds = float(duration)
+    except ValueError:
+        raise DatasetError(f"{where}: the duration {duration!r} is not a number") from None
+    try:
+        tags = tuple(short_name(tag) for tag in fields[5:])
+    except KeyError as error:
+        raise DatasetError(f"{where}: {error.args[0]}") from None
+    return Track(track_id, artist_id, album_id, path, seconds, tags)
