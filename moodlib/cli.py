@@ -1,0 +1,428 @@
+"""``moodlib``: the headless face of the app (scan, show, review, write, undo, models).
+
+Exit status: 0 when every file went through, 1 when some failed (each reported on stderr),
+2 on usage errors. Progress bars go to stderr; a summary line ends each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from moodlib import __version__, config
+from moodlib import tags as vocabulary
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for (exit status 2)."""
+
+
+def _progress_bar(total: int | None, desc: str, unit: str = "file"):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None,
+        leave=False,
+    )
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open_catalog():
+    from moodlib.library.catalog import Catalog
+
+    return Catalog(config.catalog_path())
+
+
+def _store():
+    from moodlib.packstore import PackStore
+
+    return PackStore()
+
+
+def _pack(name: str | None):
+    from moodlib.packs import PackError
+
+    name = name or config.active_pack_name()
+    try:
+        return _store().get(name)
+    except PackError as error:
+        raise UsageError(str(error)) from error
+
+
+# -- scan ---------------------------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from moodlib.inference import Tagger
+    from moodlib.pipeline import ScanProgress, scan
+
+    pack = _pack(args.pack)
+    try:
+        tagger = Tagger(pack, device=args.device)
+    except RuntimeError as error:
+        raise UsageError(str(error)) from error
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar = _progress_bar(None, f"tagging with {pack.name} on {tagger.device.type}")
+
+    def on_progress(p: ScanProgress) -> None:
+        bar.total = p.total
+        bar.n = p.done
+        if p.path:
+            bar.set_postfix_str(Path(p.path).name[-40:], refresh=False)
+        bar.refresh()
+
+    try:
+        with _open_catalog() as catalog:
+            result = scan(
+                args.paths,
+                catalog,
+                tagger,
+                pack_name=pack.name,
+                workers=args.workers,
+                progress=on_progress,
+                cancel=cancel,
+            )
+            bar.close()
+            for missing in result.missing_paths:
+                _err(f"error: {missing}: no such file or folder")
+            for failed in result.failed:
+                _err(f"error: {failed.path}: {failed.error}")
+            written = []
+            if args.write and not result.cancelled:
+                written = _write(catalog, pack, args.paths, dry_run=args.dry_run)
+            if args.json:
+                _write_json(args.json, catalog, pack, result)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    changed = sum(r.changed for r in written)
+    write_errors = sum(bool(r.error) for r in written)
+    summary = (
+        f"{len(result.tagged)} tagged, {len(result.skipped)} unchanged, {len(result.failed)} failed"
+    )
+    if args.write:
+        verb = "would change" if args.dry_run else "written"
+        summary += f"; {changed} files {verb}, {write_errors} write errors"
+    if result.cancelled:
+        summary += " (cancelled: run the same command again to resume)"
+    print(summary, file=sys.stderr)
+    failures = result.failed or result.missing_paths or write_errors
+    return EXIT_FAILURES if failures or result.cancelled else EXIT_OK
+
+
+def _write_json(dest: str, catalog, pack, result) -> None:
+    tracks = []
+    for item in result.results:
+        entry = {"path": item.path, "tags": [], "scores": {}, "error": item.error}
+        scores = catalog.prediction(item.track_id, pack.name)
+        if scores is not None:
+            entry["scores"] = _score_dict(scores)
+            entry["tags"] = catalog.final_tags(item.track_id, pack.name, pack.thresholds)
+        tracks.append(entry)
+    Path(dest).write_text(json.dumps({"pack": pack.name, "tracks": tracks}, indent=2) + "\n")
+
+
+def _score_dict(scores: np.ndarray) -> dict[str, float]:
+    return {
+        tag: round(float(s), 6)
+        for tag, s in zip(vocabulary.TAGS, scores, strict=True)
+        if not np.isnan(s)
+    }
+
+
+# -- write / undo -------------------------------------------------------------------------
+
+
+def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool):
+    from moodlib.metadata.journal import write_tracks
+
+    absolute = [str(Path(p).expanduser().absolute()) for p in paths]
+    plan = []
+    for track in catalog.tracks(absolute):
+        if track.error is None and catalog.has_prediction(track.id, pack.name):
+            plan.append((track.path, catalog.final_tags(track.id, pack.name, pack.thresholds)))
+    bar = _progress_bar(len(plan), "writing tags")
+    results = write_tracks(
+        catalog,
+        plan,
+        description=f"moodlib write ({pack.name})",
+        dry_run=dry_run,
+        progress=lambda done, total, path: bar.update(1),
+    )
+    bar.close()
+    for r in results:
+        if r.error:
+            _err(f"error: {r.path}: {r.error}")
+        elif r.changed:
+            prefix = "would write" if dry_run else "wrote"
+            print(f"{prefix} {r.path}: {', '.join(r.after) or '(no moods)'}")
+    return results
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    pack = _pack(args.pack)
+    with _open_catalog() as catalog:
+        results = _write(catalog, pack, args.paths, dry_run=args.dry_run)
+    errors = sum(bool(r.error) for r in results)
+    verb = "would change" if args.dry_run else "written"
+    print(f"{sum(r.changed for r in results)} files {verb}, {errors} write errors", file=sys.stderr)
+    return EXIT_FAILURES if errors else EXIT_OK
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from moodlib.metadata.journal import undo_last
+
+    with _open_catalog() as catalog:
+        results = undo_last(catalog, all_batches=args.all)
+    for r in results:
+        if r.error:
+            _err(f"error: {r.path}: {r.error}")
+        elif r.changed:
+            print(f"restored {r.path}: {', '.join(r.after) or '(no moods)'}")
+    errors = sum(bool(r.error) for r in results)
+    print(f"{sum(r.changed for r in results)} files restored, {errors} errors", file=sys.stderr)
+    return EXIT_FAILURES if errors else EXIT_OK
+
+
+# -- show / review ------------------------------------------------------------------------
+
+
+def _track_or_usage(catalog, path: str):
+    track = catalog.track_by_path(str(Path(path).expanduser().absolute()))
+    if track is None:
+        raise UsageError(f"{path}: not in the catalog; run 'moodlib scan' on it first")
+    return track
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from moodlib.metadata import TagWriteError, read_moods
+
+    pack = _pack(args.pack)
+    with _open_catalog() as catalog:
+        track = _track_or_usage(catalog, args.file)
+        scores = catalog.prediction(track.id, pack.name)
+        decisions = catalog.decisions(track.id)
+        final = catalog.final_tags(track.id, pack.name, pack.thresholds)
+    try:
+        in_file, file_error = read_moods(track.path), None
+    except TagWriteError as error:
+        in_file, file_error = [], error.reason
+    info = {
+        "path": track.path,
+        "title": track.title,
+        "artist": track.artist,
+        "album": track.album,
+        "duration": track.duration,
+        "format": track.format,
+        "error": track.error or file_error,
+        "pack": pack.name,
+        "scores": _score_dict(scores) if scores is not None else {},
+        "thresholds": {t: pack.thresholds[t] for t in pack.covered},
+        "not_predicted": [t for t in vocabulary.TAGS if t not in pack.covered],
+        "decisions": decisions,
+        "tags": final,
+        "moods_in_file": in_file,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(track.path)
+    for key in ("title", "artist", "album", "format"):
+        if info[key]:
+            print(f"  {key}: {info[key]}")
+    if track.duration:
+        print(f"  duration: {track.duration:.1f} s")
+    if info["error"]:
+        print(f"  error: {info['error']}")
+    print(f"  moods in file: {', '.join(in_file) or '(none)'}")
+    print(f"  tags to write ({pack.name}): {', '.join(final) or '(none)'}")
+    if scores is None:
+        print(f"  no prediction from {pack.name} yet")
+    else:
+        print("  scores (threshold, decision):")
+        for tag, score in sorted(info["scores"].items(), key=lambda kv: -kv[1]):
+            mark = "*" if score >= pack.thresholds[tag] else " "
+            user = f"  [{decisions[tag]}]" if tag in decisions else ""
+            print(f"   {mark} {tag:<14} {score:.3f}  ({pack.thresholds[tag]:.3f}){user}")
+        if info["not_predicted"]:
+            print(f"  not predicted by this pack: {', '.join(info['not_predicted'])}")
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    changes = [("accept", t) for t in args.accept] + [("reject", t) for t in args.reject]
+    changes += [("add", t) for t in args.add] + [(None, t) for t in args.clear]
+    if not changes:
+        raise UsageError("review needs at least one of --accept, --reject, --add, --clear")
+    with _open_catalog() as catalog:
+        track = _track_or_usage(catalog, args.file)
+        for decision, tag in changes:
+            name = vocabulary.short_name(tag) if vocabulary.is_tag(tag) else tag.strip()
+            if decision in ("accept", "reject", None) and not vocabulary.is_tag(tag):
+                raise UsageError(f"{tag!r} is not one of the 56 tags (use --add for your own)")
+            if decision == "add":
+                catalog.add_tag(track.id, name)
+            else:
+                catalog.set_decision(track.id, name, decision)
+        print(f"{track.path}: {json.dumps(catalog.decisions(track.id))}")
+    return EXIT_OK
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from moodlib.packs import PackError
+
+    store = _store()
+    try:
+        if args.models_command == "list":
+            active = config.active_pack_name()
+            for pack in store.list():
+                mark = "*" if pack.name == active else " "
+                origin = "shipped" if pack.builtin else "installed"
+                members = "+".join(m.architecture for m in pack.members)
+                print(
+                    f"{mark} {pack.name:<20} {pack.version:<8} {origin:<9} "
+                    f"{len(pack.covered):>2}/56 tags  {members}"
+                )
+            return EXIT_OK
+        if args.models_command == "import":
+            source = Path(args.file)
+            if (source / "manifest.json").is_file():
+                pack = store.install_folder(source, name=args.name)
+            else:
+                if not args.arch:
+                    raise UsageError("importing a checkpoint needs --arch")
+                pack = store.import_checkpoint(
+                    source, name=args.name or source.stem, architecture=args.arch
+                )
+        elif args.models_command == "install":
+            if args.name != "mtg-baseline":
+                raise UsageError(f"unknown pack {args.name!r}: installable packs: mtg-baseline")
+            bar = _progress_bar(None, "downloading mtg-baseline", unit="B")
+
+            def on_progress(done: int, total: int | None) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            kwargs = {"url": args.url} if args.url else {}
+            pack = store.install_mtg_baseline(progress=on_progress, **kwargs)
+            bar.close()
+        elif args.models_command == "remove":
+            store.remove(args.name)
+            if config.active_pack_name() == args.name:
+                config.save_setting("active_pack", config.DEFAULT_PACK)
+            print(f"removed {args.name}")
+            return EXIT_OK
+        else:  # use
+            pack = store.get(args.name)
+            config.save_setting("active_pack", pack.name)
+            print(f"active pack: {pack.name}")
+            return EXIT_OK
+    except PackError as error:
+        _err(f"error: {error}")
+        return EXIT_FAILURES
+    print(f"installed {pack.name} ({len(pack.covered)} tags) in {pack.root}")
+    return EXIT_OK
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moodlib",
+        description="Predict mood/theme tags for your music and write them into the files.",
+    )
+    parser.add_argument("--version", action="version", version=f"moodlib {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("scan", help="scan folders or files and predict their tags")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--pack", help="model pack to use (default: the active pack)")
+    p.add_argument("--write", action="store_true", help="write the tags into the files")
+    p.add_argument("--dry-run", action="store_true", help="with --write: only show changes")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.set_defaults(handler=cmd_scan)
+
+    p = commands.add_parser("show", help="a track's scores, decisions and moods")
+    p.add_argument("file")
+    p.add_argument("--pack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_show)
+
+    p = commands.add_parser("review", help="accept, reject or add tags for a track")
+    p.add_argument("file")
+    for flag in ("accept", "reject", "add", "clear"):
+        p.add_argument(f"--{flag}", action="append", default=[], metavar="TAG")
+    p.set_defaults(handler=cmd_review)
+
+    p = commands.add_parser("write", help="write reviewed tags of scanned tracks")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="default: every track")
+    p.add_argument("--pack")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(handler=cmd_write)
+
+    p = commands.add_parser("undo", help="restore the moods the last write replaced")
+    p.add_argument("--all", action="store_true", help="undo every write batch")
+    p.set_defaults(handler=cmd_undo)
+
+    p = commands.add_parser("models", help="list, install, import, remove or choose packs")
+    models = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    models.add_parser("list", help="installed packs (* = active)")
+    m = models.add_parser("import", help="import a pack folder or a checkpoint")
+    m.add_argument("file")
+    m.add_argument("--name")
+    m.add_argument("--arch", help="architecture of a checkpoint (e.g. vggish_baseline)")
+    m = models.add_parser("install", help="download and install a published pack")
+    m.add_argument("name")
+    m.add_argument("--url", help="download from this address instead of the official one")
+    m = models.add_parser("remove", help="remove an installed pack")
+    m.add_argument("name")
+    m = models.add_parser("use", help="make a pack the active one")
+    m.add_argument("name")
+    p.set_defaults(handler=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    if getattr(args, "dry_run", False) and args.command == "scan" and not args.write:
+        parser.error("--dry-run only makes sense with --write")
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        _err(f"moodlib: error: {error}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Where moodlib keeps its files, and the few settings the CLI and GUI share.
+
+``MOODLIB_HOME`` overrides the location (the platform's user data folder by default); it
+holds ``catalog.sqlite``, ``packs/`` and ``settings.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+DEFAULT_PACK = "starter"
+
+
+def home() -> Path:
+    """The folder holding the catalog, installed packs and settings (created on demand)."""
+    override = os.environ.get("MOODLIB_HOME")
+    path = Path(override).expanduser() if override else Path(user_data_dir("moodlib", False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def catalog_path() -> Path:
+    return home() / "catalog.sqlite"
+
+
+def packs_dir() -> Path:
+    return home() / "packs"
+
+
+def _settings_path() -> Path:
+    return home() / "settings.json"
+
+
+def load_settings() -> dict[str, Any]:
+    try:
+        return json.loads(_settings_path().read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def save_setting(key: str, value: Any) -> None:
+    settings = load_settings()
+    settings[key] = value
+    path = _settings_path()
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def active_pack_name() -> str:
+    """The pack a scan uses when none is named: the user's choice, else the shipped default."""
+    return load_settings().get("active_pack", DEFAULT_PACK)

@@ -1,0 +1,365 @@
+"""The catalog: one SQLite database (WAL) of tracks, predictions, user decisions and writes.
+
+Tables:
+
+- ``tracks``: one row per audio file found (path, size, mtime, duration, format, the file's
+  own title/artist/album for display, the last scan error).
+- ``predictions``: per track and pack, the 56 scores (float32 blob in the official tag
+  order, NaN for tags the pack does not predict) and the pack's pooled embedding.
+- ``decisions``: per track and tag, the user's ``accept`` or ``reject``; tags the user adds
+  are accepted tags (``added`` = 1). Tags beyond the 56 are allowed here.
+- ``write_batches`` / ``write_journal``: every tag write, with the mood values before and
+  after, so ``undo`` can put the previous values back.
+
+The catalog knows nothing of Qt or of the CLI; every method is a short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moodlib import tags as vocabulary
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    duration REAL,
+    format TEXT,
+    title TEXT,
+    artist TEXT,
+    album TEXT,
+    error TEXT,
+    scanned_at REAL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    pack TEXT NOT NULL,
+    scores BLOB NOT NULL,
+    embedding BLOB,
+    predicted_at REAL NOT NULL,
+    PRIMARY KEY (track_id, pack)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('accept', 'reject')),
+    added INTEGER NOT NULL DEFAULT 0,
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (track_id, tag)
+);
+CREATE TABLE IF NOT EXISTS write_batches (
+    id INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    description TEXT,
+    undone_at REAL
+);
+CREATE TABLE IF NOT EXISTS write_journal (
+    id INTEGER PRIMARY KEY,
+    batch_id INTEGER NOT NULL REFERENCES write_batches(id),
+    path TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    written_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_by_batch ON write_journal(batch_id);
+"""
+
+
+@dataclass
+class Track:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    duration: float | None
+    format: str | None
+    title: str | None
+    artist: str | None
+    album: str | None
+    error: str | None
+
+
+@dataclass
+class JournalEntry:
+    id: int
+    batch_id: int
+    path: str
+    before: list[str]
+    after: list[str]
+
+
+def scores_to_blob(scores: np.ndarray) -> bytes:
+    return np.asarray(scores, dtype="<f4").tobytes()
+
+
+def blob_to_scores(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").copy()
+
+
+class Catalog:
+    """A connection to the catalog database, safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)  # executescript commits by itself
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    class _Tx:
+        def __init__(self, catalog: Catalog) -> None:
+            self.catalog = catalog
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.catalog._lock.acquire()
+            self.catalog._db.execute("BEGIN IMMEDIATE")
+            return self.catalog._db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            try:
+                self.catalog._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.catalog._lock.release()
+
+    def _transaction(self) -> _Tx:
+        return Catalog._Tx(self)
+
+    def _query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # -- tracks ---------------------------------------------------------------------------
+
+    def upsert_track(
+        self,
+        path: str,
+        *,
+        size: int,
+        mtime_ns: int,
+        duration: float | None = None,
+        format: str | None = None,
+        title: str | None = None,
+        artist: str | None = None,
+        album: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """Insert or update the track at ``path``; a changed file loses its old predictions."""
+        with self._transaction() as db:
+            row = db.execute("SELECT id, size, mtime_ns FROM tracks WHERE path=?", (path,))
+            row = row.fetchone()
+            values = (size, mtime_ns, duration, format, title, artist, album, error, time.time())
+            if row is None:
+                cursor = db.execute(
+                    "INSERT INTO tracks (size, mtime_ns, duration, format, title, artist, album,"
+                    " error, scanned_at, path) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (*values, path),
+                )
+                return int(cursor.lastrowid)
+            if (row["size"], row["mtime_ns"]) != (size, mtime_ns):
+                db.execute("DELETE FROM predictions WHERE track_id=?", (row["id"],))
+            db.execute(
+                "UPDATE tracks SET size=?, mtime_ns=?, duration=?, format=?, title=?, artist=?,"
+                " album=?, error=?, scanned_at=? WHERE id=?",
+                (*values, row["id"]),
+            )
+            return int(row["id"])
+
+    def set_error(self, track_id: int, error: str | None) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE tracks SET error=? WHERE id=?", (error, track_id))
+
+    def update_file_state(self, path: str, *, size: int, mtime_ns: int) -> None:
+        """Record a file's new size/mtime after moodlib itself rewrote its tags.
+
+        Only the tags changed, so the predictions stay valid and the next scan skips it.
+        """
+        with self._transaction() as db:
+            db.execute("UPDATE tracks SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+
+    def track(self, track_id: int) -> Track:
+        rows = self._query("SELECT * FROM tracks WHERE id=?", (track_id,))
+        if not rows:
+            raise KeyError(track_id)
+        return _track(rows[0])
+
+    def track_by_path(self, path: str) -> Track | None:
+        rows = self._query("SELECT * FROM tracks WHERE path=?", (path,))
+        return _track(rows[0]) if rows else None
+
+    def tracks(self, under: Iterable[str] = ()) -> list[Track]:
+        """Every track, or those below any of the folders/files ``under``."""
+        prefixes = [str(p) for p in under]
+        if not prefixes:
+            return [_track(r) for r in self._query("SELECT * FROM tracks ORDER BY path")]
+        clauses = " OR ".join("path = ? OR path LIKE ? ESCAPE '\\'" for _ in prefixes)
+        params = []
+        for prefix in prefixes:
+            escaped = prefix.rstrip(os.sep).replace("\\", "\\\\").replace("%", "\\%")
+            params += [prefix, escaped.replace("_", "\\_") + os.sep + "%"]
+        rows = self._query(f"SELECT * FROM tracks WHERE {clauses} ORDER BY path", params)
+        return [_track(r) for r in rows]
+
+    def remove_missing(self, under: Iterable[str], present: set[str]) -> int:
+        """Drop tracks below ``under`` whose files are gone; returns how many."""
+        gone = [t.id for t in self.tracks(under) if t.path not in present]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM tracks WHERE id=?", [(i,) for i in gone])
+        return len(gone)
+
+    def count_tracks(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM tracks")[0][0])
+
+    # -- predictions ----------------------------------------------------------------------
+
+    def put_prediction(
+        self, track_id: int, pack: str, scores: np.ndarray, embedding: np.ndarray | None = None
+    ) -> None:
+        emb = None if embedding is None else np.asarray(embedding, "<f4").tobytes()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?)",
+                (track_id, pack, scores_to_blob(scores), emb, time.time()),
+            )
+
+    def prediction(self, track_id: int, pack: str) -> np.ndarray | None:
+        rows = self._query(
+            "SELECT scores FROM predictions WHERE track_id=? AND pack=?", (track_id, pack)
+        )
+        return blob_to_scores(rows[0]["scores"]) if rows else None
+
+    def embedding(self, track_id: int, pack: str) -> np.ndarray | None:
+        rows = self._query(
+            "SELECT embedding FROM predictions WHERE track_id=? AND pack=?", (track_id, pack)
+        )
+        if not rows or rows[0]["embedding"] is None:
+            return None
+        return np.frombuffer(rows[0]["embedding"], dtype="<f4").copy()
+
+    def has_prediction(self, track_id: int, pack: str) -> bool:
+        return self.prediction(track_id, pack) is not None
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def set_decision(self, track_id: int, tag: str, decision: str | None) -> None:
+        """``accept``, ``reject``, or None to clear the user's decision on ``tag``."""
+        with self._transaction() as db:
+            if decision is None:
+                db.execute("DELETE FROM decisions WHERE track_id=? AND tag=?", (track_id, tag))
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?)",
+                (track_id, tag, decision, int(not vocabulary.is_tag(tag)), time.time()),
+            )
+
+    def add_tag(self, track_id: int, tag: str) -> None:
+        """The user adds a tag the model did not decide: an accepted, added tag."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?)",
+                (track_id, tag, "accept", 1, time.time()),
+            )
+
+    def decisions(self, track_id: int) -> dict[str, str]:
+        rows = self._query("SELECT tag, decision FROM decisions WHERE track_id=?", (track_id,))
+        return {r["tag"]: r["decision"] for r in rows}
+
+    # -- the tags a file should carry -----------------------------------------------------
+
+    def final_tags(self, track_id: int, pack: str, thresholds: dict[str, float]) -> list[str]:
+        """The pack's decided tags, with the user's accepts added and rejects removed.
+
+        Ordered by score (user-added tags without a score last, alphabetically).
+        """
+        scores = self.prediction(track_id, pack)
+        decided: dict[str, float] = {}
+        if scores is not None:
+            for tag, score in zip(vocabulary.TAGS, scores, strict=True):
+                if not np.isnan(score) and score >= thresholds.get(tag, np.inf):
+                    decided[tag] = float(score)
+        for tag, decision in self.decisions(track_id).items():
+            if decision == "reject":
+                decided.pop(tag, None)
+            elif tag not in decided:
+                index = vocabulary.TAG_INDEX.get(tag)
+                has_score = scores is not None and index is not None
+                decided[tag] = float(scores[index]) if has_score else -1.0
+        return sorted(decided, key=lambda t: (-decided[t], t))
+
+    # -- write journal --------------------------------------------------------------------
+
+    def begin_write_batch(self, description: str) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO write_batches (created_at, description) VALUES (?, ?)",
+                (time.time(), description),
+            )
+            return int(cursor.lastrowid)
+
+    def journal_write(self, batch_id: int, path: str, before: list[str], after: list[str]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO write_journal (batch_id, path, before, after, written_at)"
+                " VALUES (?,?,?,?,?)",
+                (batch_id, path, json.dumps(before), json.dumps(after), time.time()),
+            )
+
+    def undoable_batches(self) -> list[int]:
+        """Batches not yet undone that wrote something, newest first."""
+        rows = self._query(
+            "SELECT b.id FROM write_batches b WHERE b.undone_at IS NULL AND EXISTS"
+            " (SELECT 1 FROM write_journal j WHERE j.batch_id=b.id) ORDER BY b.id DESC"
+        )
+        return [r["id"] for r in rows]
+
+    def journal(self, batch_id: int) -> list[JournalEntry]:
+        rows = self._query(
+            "SELECT * FROM write_journal WHERE batch_id=? ORDER BY id DESC", (batch_id,)
+        )
+        return [
+            JournalEntry(
+                r["id"], r["batch_id"], r["path"], json.loads(r["before"]), json.loads(r["after"])
+            )
+            for r in rows
+        ]
+
+    def mark_undone(self, batch_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE write_batches SET undone_at=? WHERE id=?", (time.time(), batch_id))
+
+    def iter_rows(self, sql: str, params: Iterable = ()) -> Iterator[sqlite3.Row]:
+        """Read-only queries for views (the GUI's table model)."""
+        yield from self._query(sql, params)
+
+
+def _track(row: sqlite3.Row) -> Track:
+    return Track(**{k: row[k] for k in Track.__dataclass_fields__})

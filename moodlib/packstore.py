@@ -1,0 +1,238 @@
+"""Installed model packs: list, import a checkpoint, install from the internet, remove.
+
+Packs live in two places: the ones shipped inside moodlib (read-only, ``resources/packs``)
+and the user's own under ``MOODLIB_HOME/packs``. A user pack cannot shadow a shipped one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from moodlib import __version__, config
+from moodlib import tags as vocabulary
+from moodlib.audio.frontend import MelFrontend
+from moodlib.models import build_model
+from moodlib.packs import (
+    MANIFEST,
+    Member,
+    Pack,
+    PackError,
+    Segmenting,
+    load_pack,
+    manifest_dict,
+    read_checkpoint,
+    sha256_file,
+    write_pack,
+)
+
+BUILTIN_PACKS = Path(__file__).parent / "resources" / "packs"
+
+MTG_BASELINE_URL = (
+    "https://github.com/MTG/mtg-jamendo-dataset/raw/master/scripts/baseline/models/best_model.pth"
+)
+MTG_BASELINE_SHA256 = "c1d6bee6bc25d78b28cea52bde68a353b3e674687171a78af020fa039d3cbdbe"
+
+# A BCE-trained tagger's scores approximate each tag's posterior, whose mean is the tag's
+# prior. Without validation predictions to fit F-optimal thresholds on, a tag is decided
+# when the model finds it this many times likelier than for a random MTG-Jamendo track.
+PRIOR_THRESHOLD_FACTOR = 2.0
+
+# How each architecture reads a track when a checkpoint does not say: the baseline was
+# trained and evaluated on one centred 29.1 s segment; the seed CNNs average segments.
+_SEGMENTING_BY_ARCHITECTURE = {"vggish_baseline": Segmenting("center", frames=1366)}
+_DEFAULT_SEGMENTING = Segmenting("uniform", frames=1366, count=8)
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def prior_thresholds(factor: float = PRIOR_THRESHOLD_FACTOR) -> dict[str, float]:
+    """Per-tag thresholds ``factor`` x the tag's training-set prior, capped at 0.5."""
+    return {
+        tag: round(min(0.5, factor * prior), 4)
+        for tag, prior in zip(vocabulary.TAGS, vocabulary.TRAIN_PRIORS, strict=True)
+    }
+
+
+class PackStore:
+    """The shipped packs plus the user's packs folder."""
+
+    def __init__(self, user_dir: str | os.PathLike | None = None, builtin_dir: Path | None = None):
+        self.user_dir = Path(user_dir) if user_dir is not None else config.packs_dir()
+        self.builtin_dir = builtin_dir if builtin_dir is not None else BUILTIN_PACKS
+
+    def _folders(self) -> list[tuple[Path, bool]]:
+        found = []
+        for base, builtin in ((self.builtin_dir, True), (self.user_dir, False)):
+            if base.is_dir():
+                found += [(p, builtin) for p in sorted(base.iterdir()) if (p / MANIFEST).is_file()]
+        return found
+
+    def names(self) -> list[str]:
+        return [folder.name for folder, _ in self._folders()]
+
+    def list(self, *, verify: bool = False) -> list[Pack]:
+        """Every installed pack (shipped first); unreadable ones are skipped by ``names``."""
+        return [load_pack(folder, verify=verify, builtin=b) for folder, b in self._folders()]
+
+    def get(self, name: str, *, verify: bool = True) -> Pack:
+        for folder, builtin in self._folders():
+            if folder.name == name:
+                return load_pack(folder, verify=verify, builtin=builtin)
+        known = ", ".join(self.names()) or "none"
+        raise PackError(name, f"no such pack installed (installed: {known})")
+
+    def _new_folder(self, name: str) -> Path:
+        if not name or name.startswith(".") or "/" in name or os.sep in name:
+            raise PackError(name, "a pack name must be a plain folder name")
+        if name in self.names():
+            raise PackError(name, "a pack of that name is already installed")
+        return self.user_dir / name
+
+    def add(self, name: str, manifest: dict[str, Any], weights, extra_files=None) -> Pack:
+        """Write a new user pack ``name`` (see ``packs.write_pack``)."""
+        manifest = {**manifest, "name": name}
+        return write_pack(self._new_folder(name), manifest, weights, extra_files)
+
+    def install_folder(self, source: str | os.PathLike, name: str | None = None) -> Pack:
+        """Copy a verified pack folder into the store (under ``name`` if given)."""
+        pack = load_pack(source)
+        dest = self._new_folder(name or pack.name)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=self._ensure_user_dir()))
+        try:
+            shutil.copytree(pack.root, staging, dirs_exist_ok=True)
+            if name and name != pack.name:
+                manifest = {**pack.manifest(), "name": name}
+                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            load_pack(staging)
+            os.replace(staging, dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return load_pack(dest)
+
+    def _ensure_user_dir(self) -> Path:
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        return self.user_dir
+
+    def remove(self, name: str) -> None:
+        pack = self.get(name, verify=False)
+        if pack.builtin:
+            raise PackError(name, "shipped packs cannot be removed")
+        shutil.rmtree(pack.root)
+
+    def import_checkpoint(
+        self,
+        checkpoint: str | os.PathLike,
+        *,
+        name: str,
+        architecture: str,
+        config: dict[str, Any] | None = None,
+        thresholds: dict[str, float] | None = None,
+        segmenting: Segmenting | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> Pack:
+        """Turn a state_dict checkpoint of a registered architecture into a one-member pack.
+
+        ``.pth`` files are read with ``torch.load(weights_only=True)``; the weights must load
+        strictly into ``build_model(architecture, **config)`` with the 56 outputs.
+        """
+        config = dict(config or {})
+        state = read_checkpoint(checkpoint)
+        model = build_model(architecture, **config)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise PackError(checkpoint, f"does not fit {architecture}: {error}") from error
+        member = Member(
+            name=architecture,
+            architecture=architecture,
+            weights="weights.safetensors",
+            config=config,
+        )
+        manifest = manifest_dict(
+            name=name,
+            version="1",
+            description=f"{architecture} imported from {Path(checkpoint).name}",
+            tags=vocabulary.TAGS,
+            covered=vocabulary.TAGS,
+            frontend=MelFrontend().config(),
+            segmenting=segmenting
+            or _SEGMENTING_BY_ARCHITECTURE.get(architecture, _DEFAULT_SEGMENTING),
+            members=[member],
+            thresholds=thresholds or prior_thresholds(),
+            embedding_member=member.name,
+            provenance={
+                "source": str(checkpoint),
+                "source_sha256": sha256_file(checkpoint),
+                "imported_by": f"moodlib {__version__}",
+                "thresholds": f"{PRIOR_THRESHOLD_FACTOR} x split-0 training prior, max 0.5",
+                **(provenance or {}),
+            },
+        )
+        return self.add(name, manifest, {member.weights: model.state_dict()})
+
+    def install_mtg_baseline(
+        self,
+        *,
+        name: str = "mtg-baseline",
+        url: str = MTG_BASELINE_URL,
+        progress: ProgressCallback | None = None,
+    ) -> Pack:
+        """Download the official baseline checkpoint, verify its pinned sha256, import it."""
+        self._new_folder(name)
+        with tempfile.TemporaryDirectory(dir=self._ensure_user_dir()) as tmp:
+            checkpoint = Path(tmp) / "best_model.pth"
+            download(url, checkpoint, sha256=MTG_BASELINE_SHA256, progress=progress)
+            return self.import_checkpoint(
+                checkpoint,
+                name=name,
+                architecture="vggish_baseline",
+                provenance={
+                    "source": url,
+                    "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic "
+                    "Music Tagging (mood/theme baseline)",
+                    "licence": "Apache-2.0 (MTG/mtg-jamendo-dataset)",
+                    "reported_test": {"ROC-AUC-macro": 0.7258, "PR-AUC-macro": 0.1077},
+                },
+            )
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+    timeout_seconds: float = 60.0,
+) -> Path:
+    """Fetch ``url`` to ``dest`` through a temporary file; verify ``sha256`` before keeping it."""
+    dest = Path(dest)
+    partial = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total else None
+            done = 0
+            with open(partial, "wb") as out:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise PackError(url, f"download failed: {error}") from error
+    if sha256 is not None:
+        actual = sha256_file(partial)
+        if actual != sha256:
+            partial.unlink(missing_ok=True)
+            raise PackError(url, f"sha256 mismatch: got {actual}, expected {sha256}")
+    os.replace(partial, dest)
+    return dest

@@ -1,0 +1,137 @@
+"""The SQLite catalog and the scan pipeline's incremental, cancellable, resumable behaviour."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moodlib import tags as vocabulary
+from moodlib.inference import Tagger
+from moodlib.library.catalog import Catalog
+from moodlib.metadata import read_moods
+from moodlib.metadata.journal import merged_moods, undo_last, write_tracks
+from moodlib.pipeline import scan
+from moodlib.packstore import PackStore
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
+
+
+def scores_with(**values: float) -> np.ndarray:
+    scores = np.full(56, np.nan, dtype=np.float32)
+    for tag, value in values.items():
+        scores[vocabulary.TAG_INDEX[tag]] = value
+    return scores
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    with Catalog(tmp_path / "catalog.sqlite") as opened:
+        yield opened
+
+
+def test_the_catalog_uses_write_ahead_logging(catalog, tmp_path) -> None:
+    mode = sqlite3.connect(tmp_path / "catalog.sqlite").execute("PRAGMA journal_mode").fetchone()
+    assert mode[0] == "wal"
+
+
+def test_a_changed_file_loses_its_predictions_but_not_the_users_decisions(catalog) -> None:
+    track = catalog.upsert_track("/m/a.mp3", size=10, mtime_ns=1)
+    catalog.put_prediction(track, "p", scores_with(happy=0.9))
+    catalog.set_decision(track, "sad", "reject")
+    assert catalog.upsert_track("/m/a.mp3", size=10, mtime_ns=1) == track
+    assert catalog.has_prediction(track, "p")
+    catalog.upsert_track("/m/a.mp3", size=11, mtime_ns=2)
+    assert not catalog.has_prediction(track, "p")
+    assert catalog.decisions(track) == {"sad": "reject"}
+
+
+def test_scores_round_trip_with_nan_for_uncovered_tags(catalog) -> None:
+    track = catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+    catalog.put_prediction(track, "p", scores_with(happy=0.25), np.arange(4, dtype=np.float32))
+    scores = catalog.prediction(track, "p")
+    assert scores[vocabulary.TAG_INDEX["happy"]] == 0.25
+    assert np.isnan(scores).sum() == 55
+    np.testing.assert_array_equal(catalog.embedding(track, "p"), [0, 1, 2, 3])
+
+
+def test_final_tags_are_decisions_plus_accepts_minus_rejects_by_score(catalog) -> None:
+    track = catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+    catalog.put_prediction(track, "p", scores_with(happy=0.9, epic=0.6, sad=0.2, dark=0.1))
+    thresholds = {"happy": 0.5, "epic": 0.5, "sad": 0.5, "dark": 0.5}
+    assert catalog.final_tags(track, "p", thresholds) == ["happy", "epic"]
+    catalog.set_decision(track, "epic", "reject")
+    catalog.set_decision(track, "sad", "accept")
+    catalog.add_tag(track, "road trip")
+    assert catalog.final_tags(track, "p", thresholds) == ["happy", "sad", "road trip"]
+    catalog.set_decision(track, "epic", None)
+    assert catalog.final_tags(track, "p", thresholds)[:2] == ["happy", "epic"]
+
+
+def test_tracks_under_a_folder_do_not_include_a_sibling_with_the_same_prefix(catalog) -> None:
+    for path in ("/m/rock/a.mp3", "/m/rock_old/b.mp3", "/m/rock/sub/c.mp3"):
+        catalog.upsert_track(path, size=1, mtime_ns=1)
+    assert [t.path for t in catalog.tracks(["/m/rock"])] == ["/m/rock/a.mp3", "/m/rock/sub/c.mp3"]
+
+
+def test_a_write_keeps_the_users_own_mood_values() -> None:
+    assert merged_moods(["Chill", "Happy"], ["epic", "dark"]) == ["Chill", "epic", "dark"]
+    assert merged_moods([], ["epic", "epic"]) == ["epic"]
+
+
+def test_undo_refuses_a_file_whose_moods_changed_since(catalog, music_copy) -> None:
+    path = str(music_copy["flac"])
+    results = write_tracks(catalog, [(path, ["happy"])], description="test")
+    assert results[0].changed and read_moods(path) == ["happy"]
+    from moodlib.metadata import write_moods
+
+    write_moods(path, ["happy", "mine"])
+    undone = undo_last(catalog)
+    assert undone[0].error and "changed since" in undone[0].error
+    assert read_moods(path) == ["happy", "mine"]
+    assert catalog.undoable_batches(), "the batch stays undoable"
+
+
+def test_undo_all_restores_every_batch_newest_first(catalog, music_copy) -> None:
+    path = str(music_copy["mp3"])
+    write_tracks(catalog, [(path, ["happy"])])
+    write_tracks(catalog, [(path, ["sad", "dark"])])
+    assert read_moods(path) == ["sad", "dark"]
+    undo_last(catalog, all_batches=True)
+    assert read_moods(path) == []
+    assert catalog.undoable_batches() == []
+
+
+@pytest.mark.skipif(not BASELINE.is_file(), reason=f"no checkpoint at {BASELINE}")
+def test_a_cancelled_scan_resumes_where_it_stopped(catalog, music_copy, tmp_path) -> None:
+    store = PackStore(tmp_path / "packs", builtin_dir=tmp_path / "none")
+    pack = store.import_checkpoint(BASELINE, name="base", architecture="vggish_baseline")
+    tagger = Tagger(pack, device="cpu")
+    folder = str(Path(music_copy["flac"]).parent)
+    cancel = threading.Event()
+    seen = []
+
+    def stop_after_first_batch(progress) -> None:
+        seen.append(progress.done)
+        if progress.done >= 2:
+            cancel.set()
+
+    first = scan([folder], catalog, tagger, batch_tracks=2, progress=stop_after_first_batch,
+                 cancel=cancel)  # fmt: skip
+    assert first.cancelled
+    assert 2 <= len(first.tagged) < len(music_copy)
+
+    second = scan([folder], catalog, tagger, batch_tracks=2)
+    assert not second.cancelled
+    assert len(second.skipped) == len(first.tagged)
+    assert len(second.tagged) == len(music_copy) - len(first.tagged)
+    assert all(catalog.has_prediction(t.id, "base") for t in catalog.tracks([folder]))
+
+    os.remove(music_copy["wav"])
+    third = scan([folder], catalog, tagger)
+    assert third.removed == 1 and len(third.skipped) == len(music_copy) - 1

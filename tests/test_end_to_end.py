@@ -1,0 +1,128 @@
+"""The headless pipeline end to end: real music in every format, the official baseline,
+``moodlib scan --write``, the files checked with the tools players use, then ``moodlib undo``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import media
+import pytest
+
+from moodlib.cli import main
+from moodlib.metadata import read_moods
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not BASELINE.is_file(), reason=f"no baseline checkpoint at {BASELINE}"),
+    pytest.mark.skipif(shutil.which("kid3-cli") is None, reason="kid3-cli is not installed"),
+]
+
+# How each format shows a multi-valued mood to kid3-cli (TagLib): ID3 and MP4 keep the values
+# in one frame joined by "|"; TagLib shows only the first value of an APEv2 item, and ASF
+# lists the values stored in the Metadata Library before the first one.
+KID3_JOINED = {"mp3", "wav", "aiff", "m4a", "alac"}
+
+
+def kid3_values(path: Path, fmt: str) -> list[str]:
+    if fmt == "wv":
+        return media.wvunpack_moods(path)
+    shown = media.kid3_moods(path)
+    if fmt in KID3_JOINED:
+        return shown[0].split("|") if shown else []
+    if fmt == "wma" and shown:
+        return shown[-1:] + shown[:-1]
+    return shown
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> dict[str, Path]:
+    reason = media.missing_tools()
+    if reason:
+        pytest.skip(reason)
+    # 35 s excerpts: the baseline looks at the central 29.1 s.
+    return media.make_library(tmp_path_factory.mktemp("library"), seconds=35.0, offset=45.0)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    assert main(["models", "import", str(BASELINE), "--name", "mtg-baseline",
+                 "--arch", "vggish_baseline"]) == 0  # fmt: skip
+    assert main(["models", "use", "mtg-baseline"]) == 0
+    return tmp_path / "home"
+
+
+def test_scan_write_and_undo_on_every_format(library, home, tmp_path, capsys) -> None:
+    music = media.copy_library(library, tmp_path / "music")
+    pcm_before = {fmt: media.decoded_pcm_sha(path) for fmt, path in music.items()}
+    report = tmp_path / "report.json"
+
+    assert main(["scan", str(tmp_path / "music"), "--write", "--json", str(report)]) == 0
+
+    tracks = {Path(t["path"]).name: t for t in json.loads(report.read_text())["tracks"]}
+    assert len(tracks) == len(music)
+    tagged = 0
+    for fmt, path in music.items():
+        entry = tracks[path.name]
+        assert entry["error"] is None
+        assert len(entry["scores"]) == 56
+        expected = entry["tags"]
+        tagged += bool(expected)
+        assert read_moods(path) == expected, fmt
+        assert kid3_values(path, fmt) == expected, fmt
+        if fmt != "wav":  # ffmpeg ignores a WAV's ID3 chunk beside LIST INFO
+            probed = media.probed_tags(path)
+            first = next((v for k, v in probed.items() if k in ("mood", "tmoo", "wm/mood")), None)
+            assert (first or "").split(";")[0] == (expected[0] if expected else ""), fmt
+        assert media.probed_tags(path).get("album") == media.ALBUM, fmt
+        assert media.decoded_pcm_sha(path) == pcm_before[fmt], f"{fmt} audio changed"
+    assert tagged >= len(music) // 2, "the baseline should decide tags for most real tracks"
+
+    capsys.readouterr()
+    assert main(["undo"]) == 0
+    for fmt, path in music.items():
+        assert read_moods(path) == [], fmt
+        assert kid3_values(path, fmt) == [], fmt
+        assert media.decoded_pcm_sha(path) == pcm_before[fmt]
+
+
+def test_a_second_scan_skips_unchanged_files(library, home, tmp_path, capsys) -> None:
+    music = media.copy_library({k: library[k] for k in ("flac", "mp3")}, tmp_path / "music")
+    assert main(["scan", str(tmp_path / "music"), "--write"]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(tmp_path / "music"), "--write"]) == 0
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert summary.startswith(f"0 tagged, {len(music)} unchanged, 0 failed; 0 files written")
+
+
+def test_bad_files_are_reported_and_the_scan_goes_on(library, home, tmp_path, capsys) -> None:
+    music = media.copy_library({"flac": library["flac"]}, tmp_path / "music")
+    folder = tmp_path / "music"
+    (folder / "empty.mp3").write_bytes(b"")
+    (folder / "notes.ogg").write_text("not audio at all\n")
+    data = music["flac"].read_bytes()
+    (folder / "truncated.flac").write_bytes(data[: len(data) // 50])
+    report = tmp_path / "report.json"
+
+    assert main(["scan", str(folder), "--write", "--json", str(report)]) == 1
+
+    err = capsys.readouterr().err
+    tracks = {Path(t["path"]).name: t for t in json.loads(report.read_text())["tracks"]}
+    for bad in ("empty.mp3", "notes.ogg"):
+        assert tracks[bad]["error"], bad
+        assert f"error: {folder / bad}:" in err
+    assert tracks[music["flac"].name]["error"] is None
+    assert read_moods(music["flac"]) == tracks[music["flac"].name]["tags"]
+
+
+def test_usage_errors_exit_2(home, tmp_path) -> None:
+    assert main(["scan", str(tmp_path), "--pack", "no-such-pack"]) == 2
+    assert main(["show", str(tmp_path / "never-scanned.mp3")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scan"])
+    assert exit_info.value.code == 2

@@ -1,0 +1,171 @@
+"""The Tagger: segmenting, ensembling, tag mapping, and parity with the official baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from moodlib import tags as vocabulary
+from moodlib.audio.decode import decode
+from moodlib.inference import Tagger, resolve_device
+from moodlib.models import build_model
+from moodlib.packs import Member, Segmenting, TagSource, manifest_dict
+from moodlib.packstore import PackStore
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
+needs_baseline = pytest.mark.skipif(not BASELINE.is_file(), reason=f"no checkpoint at {BASELINE}")
+
+
+class OfficialBaseline(nn.Module):
+    """The MTG-Jamendo baseline's ``CNN`` as published (sigmoid inside ``forward``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn_init = nn.BatchNorm2d(1)
+        channels = [1, 64, 128, 128, 128, 64]
+        pools = [(2, 4), (2, 4), (2, 4), (3, 5), (4, 4)]
+        for i in range(1, 6):
+            setattr(self, f"conv_{i}", nn.Conv2d(channels[i - 1], channels[i], 3, padding=1))
+            setattr(self, f"bn_{i}", nn.BatchNorm2d(channels[i]))
+            setattr(self, f"mp_{i}", nn.MaxPool2d(pools[i - 1]))
+        self.dense = nn.Linear(64, 56)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn_init(x.unsqueeze(1))
+        for i in range(1, 6):
+            conv, bn, mp = (getattr(self, f"{n}_{i}") for n in ("conv", "bn", "mp"))
+            x = mp(nn.ELU()(bn(conv(x))))
+        x = x.view(x.size(0), -1)
+        return nn.Sigmoid()(self.dense(self.dropout(x)))
+
+
+@pytest.fixture(scope="module")
+def baseline_pack(tmp_path_factory):
+    if not BASELINE.is_file():
+        pytest.skip(f"no checkpoint at {BASELINE}")
+    store = PackStore(tmp_path_factory.mktemp("packs"), builtin_dir=Path("/nonexistent"))
+    return store.import_checkpoint(BASELINE, name="mtg-baseline", architecture="vggish_baseline")
+
+
+@needs_baseline
+def test_baseline_through_the_tagger_equals_the_state_dict_run_by_hand(
+    baseline_pack, real_music_library
+) -> None:
+    tagger = Tagger(baseline_pack, device="cpu")
+    waveforms = [
+        decode(real_music_library[fmt], sample_rate=12000) for fmt in ("flac", "mp3", "opus")
+    ]
+    predictions = tagger.predict_waveforms(waveforms)
+
+    reference = OfficialBaseline()
+    reference.load_state_dict(torch.load(BASELINE, map_location="cpu", weights_only=True))
+    reference.eval()
+    for waveform, prediction in zip(waveforms, predictions, strict=True):
+        mel = tagger.mel(waveform)  # the 10 s excerpt is padded to one 29.1 s segment
+        assert mel.shape == (96, 1367)
+        start = (mel.shape[1] - 1366) // 2
+        with torch.no_grad():
+            expected = reference(mel[None, :, start : start + 1366])[0].numpy()
+        np.testing.assert_allclose(prediction.scores, expected, atol=1e-6)
+    assert not np.allclose(predictions[0].scores, predictions[1].scores, atol=1e-3)
+
+
+@needs_baseline
+def test_decisions_follow_the_pack_thresholds(baseline_pack, real_music_library) -> None:
+    tagger = Tagger(baseline_pack, device="cpu")
+    waveform = decode(real_music_library["flac"], sample_rate=12000)
+    prediction = tagger.predict_waveforms([waveform])[0]
+    thresholds = np.array([baseline_pack.thresholds[t] for t in vocabulary.TAGS])
+    np.testing.assert_array_equal(prediction.decisions, prediction.scores >= thresholds)
+    assert prediction.embedding.shape == (64,)
+    scores = [prediction.scores[vocabulary.TAG_INDEX[t]] for t in prediction.tags]
+    assert scores == sorted(scores, reverse=True)
+
+
+@needs_baseline
+def test_a_centred_pack_decodes_only_the_middle_of_a_long_track(baseline_pack) -> None:
+    tagger = Tagger(baseline_pack, device="cpu")
+    offset, duration = tagger.read_window(300.0)
+    assert duration == pytest.approx((1366 * 256 + 4 * 512) / 12000)
+    assert offset + duration / 2 == pytest.approx(150.0)
+    assert tagger.read_window(20.0) == (0.0, None)
+
+
+def _two_member_pack(tmp_path: Path, segmenting: Segmenting, tag_map=None, covered=None):
+    """A pack of two small random networks, to check the ensemble arithmetic."""
+    torch.manual_seed(0)
+    members, weights = [], {}
+    for name, weight in (("a", 1.0), ("b", 3.0)):
+        model = build_model("vggish_baseline")
+        members.append(Member(name, "vggish_baseline", f"{name}.safetensors", {}, weight))
+        weights[f"{name}.safetensors"] = model.state_dict()
+    manifest = manifest_dict(
+        name="pair",
+        version="1",
+        description="two members",
+        tags=vocabulary.TAGS,
+        covered=covered or vocabulary.TAGS,
+        frontend={"sample_rate": 12000},
+        segmenting=segmenting,
+        members=members,
+        thresholds=dict.fromkeys(vocabulary.TAGS, 0.5),
+        tag_map=tag_map,
+    )
+    store = PackStore(tmp_path / "packs", builtin_dir=tmp_path / "none")
+    return store.add("pair", manifest, weights)
+
+
+def test_ensemble_scores_are_the_weighted_mean_of_member_segment_means(tmp_path) -> None:
+    pack = _two_member_pack(tmp_path, Segmenting("uniform", frames=1366, count=3))
+    tagger = Tagger(pack, device="cpu")
+    mel = torch.randn(96, 2000)
+    segments = tagger.segments(mel)
+    assert segments.shape == (3, 96, 1366)
+    torch.testing.assert_close(segments[0], mel[:, :1366])
+    torch.testing.assert_close(segments[-1], mel[:, -1366:])
+    models = pack.load_models()
+    with torch.no_grad():
+        a = torch.sigmoid(models["a"](segments)).mean(0).numpy()
+        b = torch.sigmoid(models["b"](segments)).mean(0).numpy()
+    scores = tagger.predict_mels([mel])[0].scores
+    np.testing.assert_allclose(scores, (1.0 * a + 3.0 * b) / 4.0, atol=1e-6)
+
+
+def test_a_tag_map_projects_member_tags_and_leaves_uncovered_tags_unscored(tmp_path) -> None:
+    tag_map = {
+        "happy": (TagSource("a", "fun", 1.0), TagSource("b", "party", 1.0)),
+        "sad": (TagSource("b", "sad", 2.0),),
+    }
+    pack = _two_member_pack(
+        tmp_path, Segmenting("patches", frames=1366, hop_frames=683), tag_map, ["happy", "sad"]
+    )
+    tagger = Tagger(pack, device="cpu")
+    mel = torch.randn(96, 1366 + 683 * 2 + 10)
+    assert tagger.segments(mel).shape == (3, 96, 1366)
+    models = pack.load_models()
+    with torch.no_grad():
+        a = torch.sigmoid(models["a"](tagger.segments(mel))).mean(0).numpy()
+        b = torch.sigmoid(models["b"](tagger.segments(mel))).mean(0).numpy()
+    prediction = tagger.predict_mels([mel])[0]
+    index = vocabulary.TAG_INDEX
+    assert prediction.scores[index["happy"]] == pytest.approx(
+        (a[index["fun"]] + b[index["party"]]) / 2, abs=1e-6
+    )
+    assert prediction.scores[index["sad"]] == pytest.approx(b[index["sad"]], abs=1e-6)
+    assert np.isnan(prediction.scores[index["epic"]])
+    assert set(prediction.score_dict()) == {"happy", "sad"}
+    assert not prediction.decisions[index["epic"]]
+
+
+def test_auto_device_is_the_cpu_here_and_cuda_is_refused_without_a_gpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(RuntimeError, match="CUDA"):
+        resolve_device("cuda")
