@@ -13,10 +13,10 @@ import pytest
 from moodlib import tags as vocabulary
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
-from moodlib.metadata import read_moods
+from moodlib.metadata import read_moods, write_moods
 from moodlib.metadata.journal import merged_moods, undo_last, write_tracks
-from moodlib.pipeline import scan
 from moodlib.packstore import PackStore
+from moodlib.pipeline import scan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
@@ -88,7 +88,6 @@ def test_undo_refuses_a_file_whose_moods_changed_since(catalog, music_copy) -> N
     path = str(music_copy["flac"])
     results = write_tracks(catalog, [(path, ["happy"])], description="test")
     assert results[0].changed and read_moods(path) == ["happy"]
-    from moodlib.metadata import write_moods
 
     write_moods(path, ["happy", "mine"])
     undone = undo_last(catalog)

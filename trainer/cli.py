@@ -9,6 +9,8 @@ user can act on (a missing file, a failed download) with 1 and one line on stder
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ PROG = "moodlib-train"
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``moodlib-train`` with ``argv`` (``sys.argv[1:]`` by default); return the exit status."""
     parser = build_parser()
+    _log_to_stderr()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors
@@ -143,6 +146,237 @@ def _run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    from trainer.recipe import recipe_names
+
+    parser = subparsers.add_parser(
+        "run",
+        help="train a recipe (one paper run) on a dataset",
+        description="Train RECIPE on DATA (DATA/split-N/*.tsv and DATA/melspecs/NN/ID.npy, the "
+        "layout of the official download and of 'moodlib-train synth'), score it on the "
+        "validation and test sets, and write everything 'export' needs into the run folder. "
+        f"Shipped recipes: {', '.join(recipe_names())}. Launched by torchrun, every process "
+        "trains on its share of the data (DDP).",
+    )
+    parser.add_argument("recipe", metavar="RECIPE", help="a shipped recipe name or a .toml file")
+    _add_training_options(parser)
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/RECIPE)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
+    parser.add_argument(
+        "--unlabeled",
+        type=Path,
+        help="noisy student only: a folder of tracks without labels in the dataset layout "
+        "(default: the tracks of DATA that no split file lists)",
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="N",
+        help="end this session after N epochs; --resume continues (for time-sliced machines)",
+    )
+    parser.set_defaults(run=_run_run)
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, required=True, help="dataset folder (split-N/, melspecs/)"
+    )
+    parser.add_argument("--split", type=int, default=0, help="which split-N (default 0)")
+    parser.add_argument(
+        "--short", action="store_true", help="the recipe's CPU-sized [short] configuration"
+    )
+    parser.add_argument("--epochs", type=int, help="train this many epochs (cuts the schedule)")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="data loading processes (default: up to 4)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from trainer.train import run
+
+    recipe = _load_recipe(args.recipe, args, seed=args.seed)
+    result = run(recipe, _run_options(args, args.out or Path("runs") / recipe.name, args.resume))
+    if not result.finished:
+        print(
+            f"stopped after {args.stop_after} epochs; continue with --resume --out {result.run_dir}"
+        )
+        return 0
+    if result.result is not None:
+        _print_metrics(result.result)
+        print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _load_recipe(name: str, args: argparse.Namespace, *, seed: int | None = None):
+    from trainer.recipe import load_recipe
+
+    overrides: dict = {}
+    if args.epochs is not None:
+        overrides.setdefault("train", {})["epochs"] = args.epochs
+    if seed is not None:
+        overrides.setdefault("train", {})["seed"] = seed
+    return load_recipe(name, short=args.short, overrides=overrides)
+
+
+def _run_options(args: argparse.Namespace, out: Path, resume: bool):
+    from trainer.train import RunOptions
+
+    return RunOptions(
+        data_dir=args.data,
+        out_dir=out,
+        device=args.device,
+        resume=resume,
+        workers=args.workers,
+        progress=not args.no_progress,
+        split=args.split,
+        unlabeled_dir=getattr(args, "unlabeled", None),
+        stop_after=getattr(args, "stop_after", None),
+    )
+
+
+def _print_metrics(result: dict) -> None:
+    for subset in ("validation", "test"):
+        for name, value in result["metrics"][subset].items():
+            shown = "n/a" if value is None else f"{value:.6f}"
+            print(f"{subset}\t{name}\t{shown}")
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="turn finished runs into a model pack the app loads",
+        description="Write a model pack from RUN (its exported networks, ensemble weights and "
+        "F-optimal thresholds fitted on validation, frontend, evaluation segments, provenance). "
+        "With several runs, the ensemble weights and thresholds are fitted anew on validation.",
+    )
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="finished run folders")
+    parser.add_argument("--name", required=True, help="name of the pack (a folder name)")
+    parser.add_argument(
+        "--store", type=Path, help="pack store folder (default: moodlib's user packs folder)"
+    )
+    parser.add_argument("--version", dest="pack_version", default="1.0", help="pack version")
+    parser.add_argument("--description", help="one line shown in the app")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from moodlib.packs import PackError
+    from trainer.export import export_runs
+
+    try:
+        pack = export_runs(
+            args.runs,
+            name=args.name,
+            store_dir=args.store,
+            version=args.pack_version,
+            description=args.description,
+        )
+    except PackError as error:
+        raise TrainerError(str(error)) from error
+    print(f"pack {pack.name}: {pack.root} ({len(pack.members)} member(s))")
+    return 0
+
+
+def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="run recipes and print our numbers beside the papers'",
+        description="Run each recipe into OUT/RECIPE (a finished run is reused, an unfinished "
+        "one resumed) and print a table of the papers' test PR-AUC and ROC-AUC (macro) beside "
+        "ours.",
+    )
+    _add_training_options(parser)
+    parser.add_argument(
+        "--recipes", help="comma-separated recipe names or files (default: every shipped recipe)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs") / "reproduce", help="folder of the runs"
+    )
+    parser.set_defaults(run=_run_reproduce)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from trainer.export import read_result
+    from trainer.recipe import recipe_names
+    from trainer.train import RESULT, run
+
+    names = args.recipes.split(",") if args.recipes else recipe_names()
+    rows = []
+    for name in names:
+        recipe = _load_recipe(name.strip(), args)
+        out = args.out / recipe.name
+        if (out / RESULT).exists():
+            result = read_result(out)
+        else:
+            outcome = run(recipe, _run_options(args, out, resume=out.exists()))
+            result = outcome.result
+        if result is not None:
+            rows.append((recipe, result))
+    print(format_comparison(rows), end="")
+    return 0
+
+
+def format_comparison(rows: Sequence[tuple]) -> str:
+    """The papers' test PR-AUC / ROC-AUC (macro) beside ours, one line per recipe."""
+    header = ("recipe", "paper row", "PR-AUC paper", "PR-AUC ours", "ROC-AUC paper", "ROC-AUC ours")
+    lines = ["\t".join(header)]
+    for recipe, result in rows:
+        ours = result["metrics"]["test"]
+        reported = recipe.paper.metrics
+        cells = [recipe.name, recipe.paper.row]
+        for metric in ("PR-AUC-macro", "ROC-AUC-macro"):
+            cells.append(f"{reported[metric]:.4f}" if metric in reported else "-")
+            cells.append(f"{ours[metric]:.4f}")
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _add_hpcp(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "hpcp",
+        help="compute the pitch-class profiles Mirable's recipes read",
+        description="Decode every track of DATA/split-N from AUDIO and write its 12-bin HPCP, "
+        "frame-aligned with the dataset's mel-spectrograms, to DATA/hpcp/NN/ID.npy.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder (split-N/)")
+    parser.add_argument("--audio", type=Path, required=True, help="root of the audio files")
+    parser.add_argument("--split", type=int, default=0, help="which split-N (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_hpcp)
+
+
+def _run_hpcp(args: argparse.Namespace) -> int:
+    from trainer.data.hpcp import write_hpcp
+
+    report = write_hpcp(args.data, args.audio, split=args.split, progress=not args.no_progress)
+    for line in report.failed:
+        print(f"{PROG} hpcp: skipped {line}", file=sys.stderr)
+    print(
+        f"HPCP written: {report.written}, already there: {report.skipped}, failed: "
+        f"{len(report.failed)}"
+    )
+    return 1 if report.failed else 0
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("trainer")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def _load_matrix(path: Path) -> np.ndarray:
     matrix = np.load(path, allow_pickle=False)
     if matrix.ndim != 2:
@@ -150,4 +384,16 @@ def _load_matrix(path: Path) -> np.ndarray:
     return matrix
 
 
-_SUBCOMMANDS = (_add_evaluate, _add_synth, _add_download)
+_SUBCOMMANDS = (
+    _add_evaluate,
+    _add_synth,
+    _add_download,
+    _add_hpcp,
+    _add_run,
+    _add_export,
+    _add_reproduce,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
