@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from moodlib import tags as vocabulary
-from moodlib.audio.frontend import MelFrontend
+from moodlib.audio.features import build_frontend
 from moodlib.packs import Pack
 
 
@@ -71,11 +71,15 @@ class Tagger:
         self.pack = pack
         self.device = resolve_device(device)
         self.batch_segments = batch_segments
-        self.frontend = MelFrontend(**pack.frontend).to(self.device).eval()
+        self.frontend = build_frontend(pack.frontend).to(self.device).eval()
         self.models = pack.load_models(self.device)
         self.sample_rate = int(self.frontend.sample_rate)
         self.hop_length = int(pack.frontend.get("hop_length", self.frontend.hop_length))
         self._projections, self._norm = self._tag_projections()
+        self._head = pack.load_head(self.device)
+        self._head_index = (
+            [vocabulary.TAG_INDEX[t] for t in pack.head.tags] if pack.head is not None else []
+        )
         self._thresholds = np.array(
             [pack.thresholds.get(tag, np.inf) for tag in vocabulary.TAGS], dtype=np.float32
         )
@@ -188,11 +192,26 @@ class Tagger:
             embedding = None
             if embedding_rows is not None:
                 embedding = embedding_rows[offset : offset + count].mean(axis=0)
+            if self._head is not None:
+                scores = self._apply_head(scores, embedding)
             with np.errstate(invalid="ignore"):
                 decisions = scores >= self._thresholds
             results.append(TrackPrediction(scores, decisions & ~np.isnan(scores), embedding))
             offset += count
         return results
+
+    def _apply_head(self, scores: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """Add the personal head's correction to the logits of its tags."""
+        weight = self._head["weight"].float().cpu().numpy()
+        bias = self._head["bias"].float().cpu().numpy()
+        correction = weight @ embedding.astype(np.float32) + bias
+        base = scores[self._head_index].astype(np.float64)
+        with np.errstate(divide="ignore"):
+            clipped = np.clip(base, 1e-7, 1 - 1e-7)
+            base_logit = np.where(np.isnan(base), 0.0, np.log(clipped / (1 - clipped)))
+        scores = scores.copy()
+        scores[self._head_index] = 1.0 / (1.0 + np.exp(-(base_logit + correction)))
+        return scores
 
     def _autocast(self):
         if self.device.type == "cuda":

@@ -232,27 +232,34 @@ class HPCP(nn.Module):
 
     def _profile(self, frequencies: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
         """Accumulate peaks ``(batch, frames, peaks)`` into ``(batch, frames, size)``."""
-        bins_per_semitone = self.size / 12
-        # Position of each peak's (and each of its harmonics' fundamentals') pitch, in bins.
+        window_bins = self.size / 12 * self.window_semitones
+        half_window = window_bins / 2
+        # Pitch of each peak (and of the fundamentals its harmonics imply), in unwrapped bins:
+        # (batch, frames, peaks, harmonics).
         position = torch.log2(frequencies.clamp(min=1e-6) / self.reference_frequency) * self.size
-        position = position.unsqueeze(-1) - self.harmonic_semitones * bins_per_semitone
+        position = position.unsqueeze(-1) - self.harmonic_semitones * (self.size / 12)
         energy = magnitudes.square().unsqueeze(-1) * self.harmonic_strengths.square()
-        pitch_classes = torch.arange(self.size, device=frequencies.device, dtype=position.dtype)
-        # Signed distance to every pitch class, wrapped to [-size/2, size/2).
-        distance = torch.remainder(
-            position.unsqueeze(-1) - pitch_classes + self.size / 2, self.size
-        ) - (self.size / 2)
-        distance = distance.abs() / (bins_per_semitone * self.window_semitones)
+        # The integer bins within half a window of each position, as essentia enumerates them:
+        # ceil(position - half_window), and the next ones up to position + half_window.
+        taps = torch.arange(math.floor(window_bins) + 1, device=position.device)
+        bins = torch.ceil(position - half_window).unsqueeze(-1) + taps
+        distance = (position.unsqueeze(-1) - bins).abs() / window_bins
         weight = torch.where(
             distance <= 0.5, torch.cos(math.pi * distance).square(), torch.zeros_like(distance)
         )
-        contribution = (weight * energy.unsqueeze(-1)).sum(dim=-2)  # (batch, frames, peaks, size)
+        contribution = (weight * energy.unsqueeze(-1)).flatten(2)  # (batch, frames, taps...)
+        index = torch.remainder(bins, self.size).long().flatten(2)
         if self.band_split_frequency is None:
-            return _unit_max(contribution.sum(dim=-2))
-        low = (frequencies < self.band_split_frequency).unsqueeze(-1)
-        low_band = torch.where(low, contribution, torch.zeros_like(contribution)).sum(dim=-2)
-        high_band = contribution.sum(dim=-2) - low_band
+            return _unit_max(self._accumulate(index, contribution))
+        low = (frequencies < self.band_split_frequency)[..., None, None].expand_as(weight)
+        low = low.flatten(2)
+        low_band = self._accumulate(index, torch.where(low, contribution, 0.0))
+        high_band = self._accumulate(index, torch.where(low, 0.0, contribution))
         return _unit_max(_unit_max(low_band) + _unit_max(high_band))
+
+    def _accumulate(self, index: torch.Tensor, contribution: torch.Tensor) -> torch.Tensor:
+        profile = contribution.new_zeros(*contribution.shape[:-1], self.size)
+        return profile.scatter_add_(-1, index, contribution)
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable keyword arguments that rebuild this module: ``HPCP(**config)``."""
