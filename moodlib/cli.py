@@ -345,6 +345,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- the desktop app ----------------------------------------------------------------------
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from moodlib.gui import run
+    except ImportError as error:
+        _err(
+            f"moodlib: the desktop app needs PySide6 and pyqtgraph (pip install 'moodlib[gui]'): "
+            f"{error}"
+        )
+        return EXIT_USAGE
+    return run(args.qt_args)
+
+
 # -- the parser ---------------------------------------------------------------------------
 
 
@@ -355,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"moodlib {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("gui", help="open the desktop app (also: no command at all)")
+    p.add_argument("qt_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_gui)
 
     p = commands.add_parser("scan", help="scan folders or files and predict their tags")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -410,8 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return EXIT_OK
+        args = parser.parse_args(["gui"])
     if getattr(args, "dry_run", False) and args.command == "scan" and not args.write:
         parser.error("--dry-run only makes sense with --write")
     try:

@@ -1,0 +1,193 @@
+"""The window around the review: packs, the retrain placeholder, persistence, the palette."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QToolBar
+
+from moodlib import config
+from moodlib import tags as vocabulary
+from moodlib.gui.job_status import JobStatus
+from moodlib.gui.jobs import Job, Progress
+from moodlib.gui.plots import ScoreChart
+from moodlib.gui.settings import library_folders
+from moodlib.inference import resolve_device
+from moodlib.packstore import MTG_BASELINE_URL, PackStore
+
+pytestmark = pytest.mark.gui
+
+
+def test_retrain_is_a_disabled_placeholder_until_the_fine_tuner_comes(open_window) -> None:
+    window = open_window()
+    action = window.retrain_action
+    assert action.text() == "Retrain on my corrections…"
+    assert not action.isEnabled()
+    assert action.toolTip() == "coming with the fine-tuner"
+    models_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Models")
+    assert action in models_menu.actions() and models_menu.toolTipsVisible()
+    assert action in window.findChild(QToolBar, "main-toolbar").actions()
+
+
+def test_folders_and_window_layout_survive_a_restart(open_window, tmp_path) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    window = open_window()
+    assert window.pack is None  # no pack installed: adding a folder does not scan
+    window.add_folder(music)
+    window.resize(760, 580)  # within the offscreen screen (800x600): restoring clamps to it
+    size = window.size()
+    window.splitter.setSizes([500, 260])
+    sizes = window.splitter.sizes()
+    window.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    window.close()
+
+    again = open_window(resize=False)
+    assert library_folders() == [str(music)]
+    assert [again.library.folders.item(i).text() for i in range(again.library.folders.count())] \
+        == [str(music)]  # fmt: skip
+    assert again.size() == size
+    assert again.splitter.sizes() == sizes
+    header = again.table.horizontalHeader()
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        1,
+        Qt.SortOrder.DescendingOrder,
+    )
+    assert again.model.descending
+
+
+def test_the_status_bar_names_the_pack_and_the_device(open_window) -> None:
+    window = open_window()
+    assert window.pack_label.text() == f"Pack: {config.active_pack_name()} (not installed)"
+    if resolve_device("auto").type == "cpu":
+        assert window.device_label.text() == "Device: CPU"
+    else:
+        assert window.device_label.text().startswith("Device: GPU")
+    assert not window.scan_action.isEnabled()
+
+
+def test_plots_take_their_colours_from_the_palette(open_window) -> None:
+    window = open_window()
+    dark = QPalette(window.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#eeeeee"))
+    window.setPalette(dark)
+    chart, spectrogram = window.panel.chart, window.panel.spectrogram
+    assert chart.plot_widget.backgroundBrush().color() == QColor("#1e1e1e")
+    assert spectrogram.backgroundBrush().color() == QColor("#1e1e1e")
+    axis = chart.plot.getAxis("left")
+    assert axis.textPen().color() == QColor("#eeeeee")
+
+
+def test_the_chart_tells_uncovered_tags_apart(qtbot) -> None:
+    chart = ScoreChart()
+    qtbot.addWidget(chart)
+    covered = [t for t in vocabulary.TAGS if t not in ("sexy", "trailer", "christmas")]
+    scores = np.full(56, np.nan, dtype=np.float32)
+    for i, tag in enumerate(covered):
+        scores[vocabulary.TAG_INDEX[tag]] = (i + 1) / 100
+    thresholds = dict.fromkeys(covered, 0.3)
+    chart.show_scores(scores, thresholds, covered, {"happy": "reject"}, added=["christmas"])
+
+    assert chart.rows[: len(covered)] == sorted(
+        covered, key=lambda t: -scores[vocabulary.TAG_INDEX[t]]
+    )
+    assert chart.rows[len(covered) :] == ["christmas", "sexy", "trailer"]
+    assert len(chart.bars.opts["width"]) == len(covered)
+    assert chart.uncovered_band.isVisible()
+    assert list(chart.uncovered_band.opts["y"]) == [53, 54, 55]
+    assert chart.uncovered_label.toPlainText() == "not predicted by this pack"
+    labels = dict((tag_label.split()[-1], tag_label) for _, tag_label in
+                  chart.plot.getAxis("left")._tickLevels[0])  # fmt: skip
+    assert labels["happy"] == "✗ happy"
+    assert labels["christmas"] == "+ christmas"
+    brushes = chart.bars.opts["brushes"]
+    above = [scores[vocabulary.TAG_INDEX[t]] >= 0.3 for t in chart.rows[: len(covered)]]
+    assert {b.color().alpha() for b, a in zip(brushes, above, strict=True) if a} == {255}
+    assert {b.color().alpha() for b, a in zip(brushes, above, strict=True) if not a} == {110}
+
+
+def test_packs_are_imported_installed_and_chosen_in_the_models_dialog(
+    open_window, baseline_checkpoint, wait_idle
+) -> None:
+    window = open_window()
+    window.show_models()
+    dialog = window.models_dialog
+    assert dialog.url.text() == MTG_BASELINE_URL
+    assert dialog.architecture.currentText() == "vggish_baseline"
+
+    dialog.checkpoint_name.setText("my-baseline")
+    dialog.import_checkpoint(str(baseline_checkpoint))
+    wait_idle(window)
+    assert "my-baseline" in PackStore().names()
+    # The first pack installed while none is usable becomes the active one.
+    assert config.active_pack_name() == "my-baseline"
+    assert window.pack.name == "my-baseline"
+    assert window.pack_label.text() == "Pack: my-baseline"
+    assert "Predicts 56 of 56 tags" in dialog.details.toPlainText()
+
+    # The official baseline, from a mirror given in the URL field (here: a local copy).
+    dialog.url.setText(baseline_checkpoint.as_uri())
+    dialog.install_button.click()
+    wait_idle(window)
+    assert "mtg-baseline" in PackStore().names()
+    assert dialog.current_pack().name == "mtg-baseline"
+    assert "Bogdanov" in dialog.details.toPlainText()
+    dialog.use_button.click()
+    assert config.active_pack_name() == "mtg-baseline"
+    assert window.pack_label.text() == "Pack: mtg-baseline"
+
+
+def test_the_job_status_shows_count_file_and_eta(qtbot) -> None:
+    status = JobStatus()
+    qtbot.addWidget(status)
+    job = Job("Scanning", lambda **_: None)
+    status.track(job)
+    job.started_at = time.monotonic() - 10.0  # ten seconds for the first four files
+    status.show_progress(Progress(4, 12, "/music/album/track.flac"))
+    assert status.bar.format() == "4/12"
+    assert (status.bar.value(), status.bar.maximum()) == (4, 12)
+    assert status.detail.text().startswith("track.flac · ETA 0:")
+    assert status.eta_seconds(Progress(4, 12)) == pytest.approx(20.0, abs=1.0)
+
+
+def test_run_opens_the_app_and_returns_when_it_is_closed(qtbot, home) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from moodlib.gui import run
+    from moodlib.gui.main_window import MainWindow
+
+    seen = []
+
+    def close_windows() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        seen.extend(w.windowTitle() for w in windows if w.isVisible())
+        for window in windows:
+            window.close()
+
+    QTimer.singleShot(500, close_windows)
+    assert run([]) == 0
+    assert seen == ["moodlib"]
+
+
+def test_a_long_session_does_not_exhaust_none_or_true(qapp) -> None:
+    """PySide6 6.12.0 drops a reference to None per void call and to True per emit, and on
+    Python 3.11 the process aborts after a few thousand events (pyproject excludes it)."""
+    import sys
+
+    from PySide6.QtCore import QObject, QTimer, Signal
+
+    class Emitter(QObject):
+        fired = Signal()
+
+    timer, emitter = QTimer(), Emitter()
+    calls = 20_000  # more than the few thousand references None and True start with
+    for _ in range(calls):
+        timer.setInterval(5)  # a void method
+        emitter.fired.emit()
+    assert sys.getrefcount(None) > calls and sys.getrefcount(True) > calls
