@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
-    from moodlib.gui.library_view import TrackFilter
     from moodlib.gui.table_model import Column, TrackTableModel
+    from moodlib.library.views import TrackFilter
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:

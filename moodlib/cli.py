@@ -151,13 +151,10 @@ def _score_dict(scores: np.ndarray) -> dict[str, float]:
 
 
 def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool):
-    from moodlib.metadata.journal import write_tracks
+    from moodlib.metadata.journal import write_plan, write_tracks
 
     absolute = [str(Path(p).expanduser().absolute()) for p in paths]
-    plan = []
-    for track in catalog.tracks(absolute):
-        if track.error is None and catalog.has_prediction(track.id, pack.name):
-            plan.append((track.path, catalog.final_tags(track.id, pack.name, pack.thresholds)))
+    plan = write_plan(catalog, pack, catalog.tracks(absolute))
     bar = _progress_bar(len(plan), "writing tags")
     results = write_tracks(
         catalog,

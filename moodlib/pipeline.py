@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlib.audio.decode import DecodeError, decode, probe
+from moodlib.audio.decode import AudioInfo, DecodeError, decode, probe
 from moodlib.inference import Tagger, TrackPrediction
 from moodlib.library.catalog import Catalog
 from moodlib.library.scanner import FoundFile, display_tags, find_audio_files
@@ -57,6 +57,29 @@ class ScanResult:
     @property
     def skipped(self) -> list[TrackResult]:
         return [r for r in self.results if r.skipped]
+
+
+@dataclass(frozen=True)
+class TrackAudio:
+    """The part of a file a pack looks at, decoded: what a scan tags and the GUI draws."""
+
+    waveform: np.ndarray  # mono, at the tagger's sample rate
+    offset_seconds: float  # where in the file the waveform starts
+    info: AudioInfo  # the file's ``probe``
+
+
+def read_track(path: str | Path, tagger: Tagger, *, info: AudioInfo | None = None) -> TrackAudio:
+    """Decode the window of ``path`` that ``tagger`` reads (``Tagger.read_window``).
+
+    ``info`` is the file's ``probe`` when the caller has it already. Raises ``DecodeError``
+    when the file cannot be probed or decoded.
+    """
+    info = probe(path) if info is None else info
+    offset, duration = tagger.read_window(info.duration_seconds)
+    waveform = decode(
+        path, sample_rate=tagger.sample_rate, offset_seconds=offset, duration_seconds=duration
+    )
+    return TrackAudio(waveform, offset, info)
 
 
 @dataclass
@@ -177,14 +200,9 @@ def _decode_one(item: FoundFile, tagger: Tagger) -> _Decoded:
     info: dict = display_tags(item.path)
     try:
         audio_info = probe(item.path)
+        # Recorded first: a file that probes but does not decode still shows its length.
         info.update(duration=audio_info.duration_seconds, format=audio_info.codec)
-        offset, duration = tagger.read_window(audio_info.duration_seconds)
-        waveform = decode(
-            item.path,
-            sample_rate=tagger.sample_rate,
-            offset_seconds=offset,
-            duration_seconds=duration,
-        )
+        waveform = read_track(item.path, tagger, info=audio_info).waveform
     except DecodeError as error:
         return _Decoded(item, None, info, error.reason)
     except Exception as error:  # any decoder failure is this file's error, not the scan's

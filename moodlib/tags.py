@@ -6,6 +6,10 @@ matrix, model output and pack manifest in moodlib uses it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
+
 PREFIX = "mood/theme---"
 
 TAGS: tuple[str, ...] = (
@@ -54,6 +58,18 @@ def is_tag(tag: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def predicted_tags(scores: np.ndarray, thresholds: Mapping[str, float]) -> list[str]:
+    """The tags whose score reaches the pack's threshold, highest score first.
+
+    ``scores`` holds the 56 scores in ``TAGS`` order (NaN for tags a pack does not predict);
+    a tag without a threshold is never predicted. Equal scores keep the ``TAGS`` order.
+    """
+    limits = np.array([thresholds.get(t, np.inf) for t in TAGS], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        chosen = np.flatnonzero(scores >= limits)  # NaN compares False
+    return [TAGS[i] for i in chosen[np.argsort(-scores[chosen], kind="stable")]]
 
 
 def display_name(tag: str) -> str:

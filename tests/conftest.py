@@ -3,6 +3,8 @@
 Real-music fixtures
     ``real_music_library``: one excerpt per container (see ``media.ENCODINGS``), built once per
     session and read-only; ``music_copy``: a private, writable copy of it for one test.
+
+``catalog``: an empty catalog of one test's own.
 """
 
 from __future__ import annotations
@@ -13,9 +15,17 @@ from pathlib import Path
 import media
 import pytest
 
+from moodlib.library.catalog import Catalog
+
 # Short excerpts keep the session build to a couple of seconds.
 LIBRARY_SECONDS = 10.0
 LIBRARY_OFFSET = 60.0
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    with Catalog(tmp_path / "catalog.sqlite") as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,10 @@ import pytest
 
 from moodlib import tags as vocabulary
 from moodlib.inference import Tagger
-from moodlib.library.catalog import Catalog
 from moodlib.metadata import read_moods, write_moods
 from moodlib.metadata.journal import merged_moods, undo_last, write_tracks
 from moodlib.packstore import PackStore
-from moodlib.pipeline import scan
+from moodlib.pipeline import read_track, scan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
@@ -30,14 +29,39 @@ def scores_with(**values: float) -> np.ndarray:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path):
-    with Catalog(tmp_path / "catalog.sqlite") as opened:
-        yield opened
+def tagger(tmp_path: Path) -> Tagger:
+    """The MTG-Jamendo baseline, imported as the pack "base", on the CPU."""
+    if not BASELINE.is_file():
+        pytest.skip(f"no checkpoint at {BASELINE}")
+    store = PackStore(tmp_path / "packs", builtin_dir=tmp_path / "none")
+    pack = store.import_checkpoint(BASELINE, name="base", architecture="vggish_baseline")
+    return Tagger(pack, device="cpu")
 
 
 def test_the_catalog_uses_write_ahead_logging(catalog, tmp_path) -> None:
     mode = sqlite3.connect(tmp_path / "catalog.sqlite").execute("PRAGMA journal_mode").fetchone()
     assert mode[0] == "wal"
+
+
+def test_set_decisions_decides_for_many_tracks_and_clears_them(catalog) -> None:
+    tracks = [catalog.upsert_track(f"/m/{n}.mp3", size=1, mtime_ns=1) for n in range(3)]
+    catalog.set_decision(tracks[2], "happy", "reject")
+    catalog.set_decisions(tracks[:2], "happy", "accept")
+    assert [catalog.decisions(t) for t in tracks] == [
+        {"happy": "accept"}, {"happy": "accept"}, {"happy": "reject"}
+    ]  # fmt: skip
+    catalog.set_decisions(tracks, "happy", None)
+    assert [catalog.decisions(t) for t in tracks] == [{}, {}, {}]
+
+
+def test_final_tags_start_from_the_predicted_tags(catalog) -> None:
+    track = catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+    scores = scores_with(happy=0.5, epic=0.5, sad=0.9, dark=0.29)
+    catalog.put_prediction(track, "p", scores)
+    thresholds = {"happy": 0.5, "epic": 0.4, "sad": 0.95, "dark": 0.3}
+    # Equal scores keep the tag order; a score just under its threshold is not predicted.
+    assert vocabulary.predicted_tags(scores, thresholds) == ["epic", "happy"]
+    assert catalog.final_tags(track, "p", thresholds) == ["epic", "happy"]
 
 
 def test_a_changed_file_loses_its_predictions_but_not_the_users_decisions(catalog) -> None:
@@ -106,11 +130,7 @@ def test_undo_all_restores_every_batch_newest_first(catalog, music_copy) -> None
     assert catalog.undoable_batches() == []
 
 
-@pytest.mark.skipif(not BASELINE.is_file(), reason=f"no checkpoint at {BASELINE}")
-def test_a_cancelled_scan_resumes_where_it_stopped(catalog, music_copy, tmp_path) -> None:
-    store = PackStore(tmp_path / "packs", builtin_dir=tmp_path / "none")
-    pack = store.import_checkpoint(BASELINE, name="base", architecture="vggish_baseline")
-    tagger = Tagger(pack, device="cpu")
+def test_a_cancelled_scan_resumes_where_it_stopped(catalog, music_copy, tagger) -> None:
     folder = str(Path(music_copy["flac"]).parent)
     cancel = threading.Event()
     seen = []
@@ -134,3 +154,15 @@ def test_a_cancelled_scan_resumes_where_it_stopped(catalog, music_copy, tmp_path
     os.remove(music_copy["wav"])
     third = scan([folder], catalog, tagger)
     assert third.removed == 1 and len(third.skipped) == len(music_copy) - 1
+
+
+def test_read_track_gives_the_audio_a_scan_tags(catalog, real_music_library, tagger) -> None:
+    path = str(real_music_library["flac"])
+    scan([path], catalog, tagger)
+
+    audio = read_track(path, tagger)
+
+    assert audio.offset_seconds == tagger.read_window(audio.info.duration_seconds)[0]
+    scores = tagger.predict_waveforms([audio.waveform])[0].scores
+    track = catalog.track_by_path(path)
+    np.testing.assert_allclose(catalog.prediction(track.id, "base"), scores, atol=1e-5)

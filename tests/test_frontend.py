@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodlib.audio import MelFrontend, decode, mel_filterbank
+from moodlib.audio import MelFrontend, decode, mel_filterbank, mel_frequencies
 
 EXCERPT_SECONDS = 30.0
 PARITY_TRACKS = ("Awakening", "Nebula")
@@ -95,6 +95,24 @@ def test_filterbank_equals_librosa(config: dict) -> None:
     expected = librosa.filters.mel(**{librosa_names.get(k, k): v for k, v in config.items()})
 
     np.testing.assert_allclose(mel_filterbank(**config), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("htk", [False, True], ids=["slaney", "htk"])
+def test_mel_frequencies_equal_librosa(htk: bool) -> None:
+    librosa = pytest.importorskip("librosa")
+    expected = librosa.mel_frequencies(n_mels=98, fmin=30.0, fmax=8000.0, htk=htk)
+
+    ours = mel_frequencies(n_mels=98, f_min=30.0, f_max=8000.0, htk=htk)
+
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+
+
+def test_each_filterbank_band_peaks_at_its_mel_frequency() -> None:
+    bank = mel_filterbank(sample_rate=12000, n_fft=4096, n_mels=20, norm=None)
+    centres = mel_frequencies(n_mels=22, f_min=0.0, f_max=6000.0)[1:-1]
+    peaks = np.fft.rfftfreq(4096, d=1 / 12000)[bank.argmax(axis=1)]
+
+    np.testing.assert_allclose(peaks, centres, atol=12000 / 4096)
 
 
 def test_log10_1p_with_periodic_window_equals_librosa_melspectrogram() -> None:

@@ -1,7 +1,7 @@
 """Audio input: decoding files to waveforms and the mel-spectrogram frontend."""
 
 from moodlib.audio.decode import AUDIO_EXTENSIONS, AudioInfo, DecodeError, decode, probe
-from moodlib.audio.frontend import MelFrontend, mel_filterbank
+from moodlib.audio.frontend import MelFrontend, mel_filterbank, mel_frequencies
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -10,5 +10,6 @@ __all__ = [
     "MelFrontend",
     "decode",
     "mel_filterbank",
+    "mel_frequencies",
     "probe",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MelFrontend", "mel_filterbank"]
+__all__ = ["MelFrontend", "mel_filterbank", "mel_frequencies"]
 
 _WINDOWS = ("hann_symmetric", "hann_periodic")
 _SCALES = ("essentia_db", "log10_1p")
@@ -71,8 +71,7 @@ def mel_filterbank(
         raise ValueError(f"norm must be 'slaney' or None, got {norm!r}")
     f_max = sample_rate / 2 if f_max is None else f_max
     fft_frequencies = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
-    mel_edges = np.linspace(_hz_to_mel(f_min, htk=htk), _hz_to_mel(f_max, htk=htk), n_mels + 2)
-    band_edges = _mel_to_hz(mel_edges, htk=htk)
+    band_edges = mel_frequencies(n_mels=n_mels + 2, f_min=f_min, f_max=f_max, htk=htk)
     widths = np.diff(band_edges)
     distances = band_edges[:, None] - fft_frequencies[None, :]
     rising = -distances[:-2] / widths[:-1, None]
@@ -81,6 +80,36 @@ def mel_filterbank(
     if norm == "slaney":
         weights *= (2.0 / (band_edges[2:] - band_edges[:-2]))[:, None]
     return weights.astype(np.float32)
+
+
+def mel_frequencies(
+    *, n_mels: int = 128, f_min: float = 0.0, f_max: float = 11025.0, htk: bool = False
+) -> np.ndarray:
+    """Frequencies evenly spaced on the mel scale, the same as ``librosa.mel_frequencies``.
+
+    Parameters
+    ----------
+    n_mels
+        Number of frequencies.
+    f_min, f_max
+        The first and the last frequency, in Hz.
+    htk
+        Use the HTK mel formula instead of Slaney's (linear below 1 kHz, logarithmic above).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of ``n_mels`` frequencies in Hz, ascending. The edges of the bands of
+        :func:`mel_filterbank` with ``n_mels`` bands are ``mel_frequencies(n_mels=n_mels + 2)``,
+        so band ``i`` peaks at element ``i + 1``.
+
+    Examples
+    --------
+    >>> mel_frequencies(n_mels=3, f_min=0.0, f_max=2000.0)
+    array([   0.        ,  836.06267191, 2000.        ])
+    """
+    mels = np.linspace(_hz_to_mel(f_min, htk=htk), _hz_to_mel(f_max, htk=htk), n_mels)
+    return _mel_to_hz(mels, htk=htk)
 
 
 def _hz_to_mel(frequency: float, *, htk: bool) -> float:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from moodlib import tags as vocabulary
-from moodlib.gui.library_view import TrackFilter
+from moodlib.library.views import TrackFilter
 
 TEXT_DELAY_MS = 250
 

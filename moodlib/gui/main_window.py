@@ -46,7 +46,6 @@ from moodlib.gui.filter_bar import FilterBar
 from moodlib.gui.job_status import JobStatus
 from moodlib.gui.jobs import Job
 from moodlib.gui.library_panel import LibraryPanel
-from moodlib.gui.library_view import added_tags, scan_errors
 from moodlib.gui.models_dialog import ModelsDialog
 from moodlib.gui.playback import Playback
 from moodlib.gui.results import FileOutcome, FileOutcomeModel, OutcomePane
@@ -55,6 +54,7 @@ from moodlib.gui.table_model import Column, TrackIdRole, TrackTableModel
 from moodlib.gui.track_panel import TrackPanel, TrackView
 from moodlib.inference import resolve_device
 from moodlib.library.catalog import Catalog
+from moodlib.library.views import added_tags, scan_errors
 from moodlib.metadata.journal import WriteResult
 from moodlib.packs import Pack, PackError
 from moodlib.packstore import PackStore

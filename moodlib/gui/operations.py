@@ -1,8 +1,9 @@
 """The GUI's long operations as plain functions, run in workers (``jobs.Job``).
 
 Each opens its own catalog connection (SQLite in WAL mode lets the UI read meanwhile) and
-calls the same core functions as the CLI: ``pipeline.scan``, ``journal.write_tracks`` and
-``undo_last``, ``PackStore``. None of them touches Qt.
+calls the same core functions as the CLI: ``pipeline.scan`` and ``read_track``,
+``journal.write_plan``, ``write_tracks`` and ``undo_last``, ``PackStore``. None of them
+touches Qt.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import numpy as np
 import torch
 
 from moodlib import config
-from moodlib.audio.decode import decode, probe
+from moodlib.audio.frontend import mel_frequencies
 from moodlib.gui.jobs import Progress, Report
-from moodlib.gui.library_view import predicted_tags
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
+from moodlib.metadata import journal
 from moodlib.metadata.journal import WriteResult, undo_last, write_tracks
 from moodlib.packs import Pack, verify_pack
 from moodlib.packstore import PackStore
-from moodlib.pipeline import ScanProgress, ScanResult, scan
+from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
+from moodlib.tags import predicted_tags
 
 
 class TaggerCache:
@@ -97,46 +99,34 @@ class Preview:
     level_label: str  # what the values are: "dB", or the log compression
 
 
-def read_track_window(tagger: Tagger, path: str) -> tuple[np.ndarray, float, float]:
-    """``(waveform, offset, duration)``: the part of a file the pack reads, as a scan does."""
-    info = probe(path)
-    offset, duration = tagger.read_window(info.duration_seconds)
-    waveform = decode(
-        path, sample_rate=tagger.sample_rate, offset_seconds=offset, duration_seconds=duration
-    )
-    return waveform, offset, info.duration_seconds
-
-
 def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report, cancel) -> Preview:
+    """The mel of the part of ``path`` that a scan with ``pack`` reads (``read_track``)."""
     tagger = taggers.get(pack)
-    waveform, offset, duration = read_track_window(tagger, path)
+    audio = read_track(path, tagger)
     with torch.inference_mode():
-        mel = tagger.mel(waveform).float().cpu().numpy()
+        mel = tagger.mel(audio.waveform).float().cpu().numpy()
     frontend = tagger.frontend.config()
     return Preview(
         path=path,
         pack_name=pack.name,
         mel=mel,
-        start_seconds=offset,
-        audio_seconds=len(waveform) / tagger.sample_rate,
+        start_seconds=audio.offset_seconds,
+        audio_seconds=len(audio.waveform) / tagger.sample_rate,
         seconds_per_frame=tagger.hop_length / tagger.sample_rate,
         band_hz=mel_band_frequencies(frontend),
-        duration_seconds=duration,
+        duration_seconds=audio.info.duration_seconds,
         level_label="dB" if frontend["scale"] == "essentia_db" else "log(1 + C·mel)",
     )
 
 
 def mel_band_frequencies(frontend: dict) -> np.ndarray:
-    """Centre frequency in Hz of each band of a ``MelFrontend`` configuration."""
-    from moodlib.audio.frontend import _hz_to_mel, _mel_to_hz
-
-    f_min = frontend["f_min"]
-    f_max = frontend["f_max"] or frontend["sample_rate"] / 2
-    htk = frontend["htk"]
-    edges = np.linspace(
-        _hz_to_mel(f_min, htk=htk), _hz_to_mel(f_max, htk=htk), frontend["n_mels"] + 2
+    """Centre frequency in Hz of each band of a ``MelFrontend`` configuration (the peaks of
+    its filterbank: the band edges are ``n_mels + 2`` mel frequencies)."""
+    f_max = frontend["sample_rate"] / 2 if frontend["f_max"] is None else frontend["f_max"]
+    edges = mel_frequencies(
+        n_mels=frontend["n_mels"] + 2, f_min=frontend["f_min"], f_max=f_max, htk=frontend["htk"]
     )
-    return _mel_to_hz(edges, htk=htk)[1:-1]
+    return edges[1:-1]
 
 
 # -- review in bulk ------------------------------------------------------------------------
@@ -144,8 +134,9 @@ def mel_band_frequencies(frontend: dict) -> np.ndarray:
 
 def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, cancel) -> int:
     """Accept every tag reaching its threshold on each track that the user did not decide
-    on yet (a reject stays a reject); returns how many decisions were made."""
-    made = 0
+    on yet (a reject stays a reject); returns how many decisions were made. Cancelling
+    keeps the decisions on the tracks read so far."""
+    to_accept: dict[str, list[int]] = {}
     with open_catalog() as catalog:
         for done, track_id in enumerate(track_ids, start=1):
             if cancel.is_set():
@@ -155,11 +146,12 @@ def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, ca
                 decided = catalog.decisions(track_id)
                 for tag in predicted_tags(scores, pack.thresholds):
                     if tag not in decided:
-                        catalog.set_decision(track_id, tag, "accept")
-                        made += 1
+                        to_accept.setdefault(tag, []).append(track_id)
             if done % 50 == 0 or done == len(track_ids):
                 report(Progress(done, len(track_ids), ""))
-    return made
+        for tag, tracks in to_accept.items():  # one transaction per tag, not per decision
+            catalog.set_decisions(tracks, tag, "accept")
+    return sum(len(tracks) for tracks in to_accept.values())
 
 
 # -- writing and undoing -------------------------------------------------------------------
@@ -191,11 +183,7 @@ def plan_write(track_ids: Sequence[int] | None, pack: Pack, *, report: Report, c
             if track_ids is None
             else [catalog.track(track_id) for track_id in track_ids]
         )
-        plan = [
-            (track.path, catalog.final_tags(track.id, pack.name, pack.thresholds))
-            for track in tracks
-            if track.error is None and catalog.has_prediction(track.id, pack.name)
-        ]
+        plan = journal.write_plan(catalog, pack, tracks)
         dry_run = write_tracks(
             catalog, plan, dry_run=True, progress=_write_progress(report), cancel=cancel
         )

@@ -268,15 +268,17 @@ class ScoreChart(QScrollArea):
         values = np.array([scores[vocabulary.TAG_INDEX[t]] for t in scored], dtype=float)
         limits = np.array([thresholds.get(t, np.nan) for t in scored], dtype=float)
         positions = np.arange(len(scored), dtype=float)
-        above = values >= np.nan_to_num(limits, nan=np.inf)
+        predicted = set(vocabulary.predicted_tags(scores, thresholds))  # as final_tags
         self.bars.setOpts(
             x0=np.zeros(len(scored)),
             y=positions,
             width=values,
             height=0.7,
             brushes=[
-                pg.mkBrush(self.colors.accent if a else with_alpha(self.colors.accent, 110))
-                for a in above
+                pg.mkBrush(
+                    self.colors.accent if tag in predicted else with_alpha(self.colors.accent, 110)
+                )
+                for tag in scored
             ],
         )
         self.thresholds.setData(

@@ -1,6 +1,6 @@
 """``TrackTableModel``: the catalog as a Qt table, fluid at hundreds of thousands of tracks.
 
-The model holds only the ordered track ids and their scores (``library_view.track_index``);
+The model holds only the ordered track ids and their scores (``library.views.track_index``);
 the text of a row is fetched from SQLite a page at a time when the view first asks for it and
 kept in a small cache of recent pages (a windowed cache, so ``rowCount`` is exact at once and
 the scroll bar is honest). Sorting and filtering rebuild the index in SQL and numpy.
@@ -18,7 +18,8 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 from moodlib import tags as vocabulary
-from moodlib.gui.library_view import (
+from moodlib.library.catalog import Catalog
+from moodlib.library.views import (
     ScoreTable,
     SortKey,
     TrackFilter,
@@ -28,7 +29,6 @@ from moodlib.gui.library_view import (
     track_index,
     track_rows,
 )
-from moodlib.library.catalog import Catalog
 
 TOP_TAGS_SHOWN = 3
 
@@ -250,15 +250,13 @@ def _cells(row: TrackRow | None, scores: np.ndarray, thresholds: Mapping[str, fl
 def _top_tags(scores: np.ndarray, thresholds: Mapping[str, float]) -> tuple[str, str | None]:
     if np.isnan(scores).all():
         return "", "not scored by this pack yet"
-    covered = np.flatnonzero(~np.isnan(scores))
-    order = covered[np.argsort(-scores[covered], kind="stable")]
-    above = [i for i in order if scores[i] >= thresholds.get(vocabulary.TAGS[i], np.inf)]
+    above = [vocabulary.TAG_INDEX[tag] for tag in vocabulary.predicted_tags(scores, thresholds)]
     tip = "\n".join(
         f"{vocabulary.TAGS[i]}  {scores[i]:.2f}  (threshold {thresholds[vocabulary.TAGS[i]]:.2f})"
         for i in above
     )
     if not above:
-        best = order[0]
+        best = int(np.nanargmax(scores))  # the first of equal scores, as in predicted_tags
         return f"({vocabulary.TAGS[best]} {scores[best]:.2f})", "no tag reaches its threshold"
     shown = ", ".join(f"{vocabulary.TAGS[i]} {scores[i]:.2f}" for i in above[:TOP_TAGS_SHOWN])
     more = len(above) - TOP_TAGS_SHOWN

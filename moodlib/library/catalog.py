@@ -11,6 +11,9 @@ Tables:
 - ``write_batches`` / ``write_journal``: every tag write, with the mood values before and
   after, so ``undo`` can put the previous values back.
 
+The indexes on ``tracks`` serve the orders of the GUI's table (``library.views``), the one on
+``write_journal(path)`` its "written" column.
+
 The catalog knows nothing of Qt or of the CLI; every method is a short transaction.
 """
 
@@ -76,6 +79,12 @@ CREATE TABLE IF NOT EXISTS write_journal (
     written_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS journal_by_batch ON write_journal(batch_id);
+CREATE INDEX IF NOT EXISTS journal_by_path ON write_journal(path);
+CREATE INDEX IF NOT EXISTS tracks_by_title ON tracks(title COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS tracks_by_artist
+    ON tracks(artist COLLATE NOCASE, album COLLATE NOCASE, title COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS tracks_by_album ON tracks(album COLLATE NOCASE, title COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS tracks_by_duration ON tracks(duration);
 """
 
 
@@ -100,6 +109,11 @@ class JournalEntry:
     path: str
     before: list[str]
     after: list[str]
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a literal in a ``LIKE`` pattern with ``ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def scores_to_blob(scores: np.ndarray) -> bytes:
@@ -154,9 +168,12 @@ class Catalog:
     def _transaction(self) -> _Tx:
         return Catalog._Tx(self)
 
-    def _query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Iterable = (), *, plain: bool = False) -> list:
         with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+            cursor = self._db.cursor()
+            if plain:
+                cursor.row_factory = None
+            return cursor.execute(sql, tuple(params)).fetchall()
 
     # -- tracks ---------------------------------------------------------------------------
 
@@ -224,8 +241,7 @@ class Catalog:
         clauses = " OR ".join("path = ? OR path LIKE ? ESCAPE '\\'" for _ in prefixes)
         params = []
         for prefix in prefixes:
-            escaped = prefix.rstrip(os.sep).replace("\\", "\\\\").replace("%", "\\%")
-            params += [prefix, escaped.replace("_", "\\_") + os.sep + "%"]
+            params += [prefix, escape_like(prefix.rstrip(os.sep)) + os.sep + "%"]
         rows = self._query(f"SELECT * FROM tracks WHERE {clauses} ORDER BY path", params)
         return [_track(r) for r in rows]
 
@@ -272,13 +288,21 @@ class Catalog:
 
     def set_decision(self, track_id: int, tag: str, decision: str | None) -> None:
         """``accept``, ``reject``, or None to clear the user's decision on ``tag``."""
+        self.set_decisions([track_id], tag, decision)
+
+    def set_decisions(self, track_ids: Iterable[int], tag: str, decision: str | None) -> None:
+        """The same decision on ``tag`` for every track of ``track_ids``, in one transaction."""
+        ids = [int(track_id) for track_id in track_ids]
         with self._transaction() as db:
             if decision is None:
-                db.execute("DELETE FROM decisions WHERE track_id=? AND tag=?", (track_id, tag))
+                db.executemany(
+                    "DELETE FROM decisions WHERE track_id=? AND tag=?", [(i, tag) for i in ids]
+                )
                 return
-            db.execute(
+            added, now = int(not vocabulary.is_tag(tag)), time.time()
+            db.executemany(
                 "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?)",
-                (track_id, tag, decision, int(not vocabulary.is_tag(tag)), time.time()),
+                [(i, tag, decision, added, now) for i in ids],
             )
 
     def add_tag(self, track_id: int, tag: str) -> None:
@@ -303,9 +327,8 @@ class Catalog:
         scores = self.prediction(track_id, pack)
         decided: dict[str, float] = {}
         if scores is not None:
-            for tag, score in zip(vocabulary.TAGS, scores, strict=True):
-                if not np.isnan(score) and score >= thresholds.get(tag, np.inf):
-                    decided[tag] = float(score)
+            for tag in vocabulary.predicted_tags(scores, thresholds):
+                decided[tag] = float(scores[vocabulary.TAG_INDEX[tag]])
         for tag, decision in self.decisions(track_id).items():
             if decision == "reject":
                 decided.pop(tag, None)
@@ -357,8 +380,13 @@ class Catalog:
             db.execute("UPDATE write_batches SET undone_at=? WHERE id=?", (time.time(), batch_id))
 
     def iter_rows(self, sql: str, params: Iterable = ()) -> Iterator[sqlite3.Row]:
-        """Read-only queries for views (the GUI's table model)."""
+        """Read-only queries, rows by column name or position."""
         yield from self._query(sql, params)
+
+    def select(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        """Read-only queries for views (``library.views``), rows as plain tuples: at 100 000
+        rows ``sqlite3.Row`` objects cost as much as the query itself."""
+        return self._query(sql, params, plain=True)
 
 
 def _track(row: sqlite3.Row) -> Track:

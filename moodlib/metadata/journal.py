@@ -1,22 +1,28 @@
 """Journaled tag writes and their undo.
 
-Every write goes through ``write_tracks``: the file's mood values before and after are
-recorded in the catalog's write journal (one batch per command or button press), so
-``undo_last`` can put the previous values back. Mood values that are not moodlib tags (a
-user's own "Chill", say) are kept: moodlib only replaces the values it owns.
+``write_plan`` says which tags each scanned track should carry (the CLI's ``write`` and the
+GUI's write buttons both ask it). Every write goes through ``write_tracks``: the file's mood
+values before and after are recorded in the catalog's write journal (one batch per command
+or button press), so ``undo_last`` can put the previous values back. Mood values that are
+not moodlib tags (a user's own "Chill", say) are kept: moodlib only replaces the values it
+owns.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from moodlib import tags as vocabulary
-from moodlib.library.catalog import Catalog
+from moodlib.library.catalog import Catalog, Track
 from moodlib.metadata.errors import TagWriteError
 from moodlib.metadata.tags import read_moods, write_moods
+
+if TYPE_CHECKING:
+    from moodlib.packs import Pack
 
 
 @dataclass
@@ -36,6 +42,19 @@ def merged_moods(existing: Sequence[str], ours: Sequence[str]) -> list[str]:
     owned = set(vocabulary.TAGS) | {t.lower() for t in ours}
     kept = [v for v in existing if v.strip().lower() not in owned]
     return kept + [t for i, t in enumerate(ours) if t not in ours[:i]]
+
+
+def write_plan(
+    catalog: Catalog, pack: Pack, tracks: Iterable[Track]
+) -> list[tuple[str, list[str]]]:
+    """``(path, tags)`` for each of ``tracks`` that ``pack`` has scored and that read without
+    error: the pack's tags with the user's decisions (``Catalog.final_tags``), for
+    ``write_tracks``."""
+    return [
+        (track.path, catalog.final_tags(track.id, pack.name, pack.thresholds))
+        for track in tracks
+        if track.error is None and catalog.has_prediction(track.id, pack.name)
+    ]
 
 
 def write_tracks(

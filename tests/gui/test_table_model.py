@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 
 from benchmarks.table_model import PACK, UNCOVERED, SyntheticCatalog, build_catalog
 from moodlib import tags as vocabulary
-from moodlib.gui.library_view import TrackFilter
 from moodlib.gui.table_model import Column, TrackIdRole, TrackTableModel
 from moodlib.library.catalog import Catalog
+from moodlib.library.views import TrackFilter
 
 pytestmark = pytest.mark.gui
 

@@ -1,10 +1,12 @@
-"""The catalog queries behind the track table: which tracks, in which order, and their rows.
+"""The catalog queries behind a track table: which tracks, in which order, and their rows.
 
 Filtering and sorting happen in SQL (text, review state, columns) and numpy (scores), never
 row by row in Python: ``track_index`` returns the ordered track ids of a view with their
-score matrix, and ``track_rows`` fetches the display data of one page of ids.
+score matrix, and ``track_rows`` fetches the display data of one page of ids. The column
+orders are those of the catalog's indexes, so SQLite walks an index instead of sorting.
 
-Nothing here knows Qt; it reads the catalog through ``Catalog.iter_rows`` only.
+Nothing here knows Qt (the GUI's table model is a thin face over it); it reads the catalog
+through ``Catalog.select`` only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moodlib import tags as vocabulary
-from moodlib.library.catalog import Catalog
+from moodlib.library.catalog import Catalog, escape_like
 
 N_TAGS = len(vocabulary.TAGS)
 
@@ -112,12 +114,14 @@ class TrackRow:
     written_at: float | None
 
 
+# Tracks without the sorted field come last both ways. Each order is that of an index of the
+# catalog (SQLite scans an index backwards for DESC, and nulls last in two passes).
 _SQL_ORDER = {
-    SortKey.TITLE: "t.title IS NULL, t.title COLLATE NOCASE {d}",
-    SortKey.ARTIST: "t.artist IS NULL, t.artist COLLATE NOCASE {d}, t.album COLLATE NOCASE {d},"
+    SortKey.TITLE: "t.title COLLATE NOCASE {d} NULLS LAST",
+    SortKey.ARTIST: "t.artist COLLATE NOCASE {d} NULLS LAST, t.album COLLATE NOCASE {d},"
     " t.title COLLATE NOCASE {d}",
-    SortKey.ALBUM: "t.album IS NULL, t.album COLLATE NOCASE {d}, t.title COLLATE NOCASE {d}",
-    SortKey.DURATION: "t.duration IS NULL, t.duration {d}",
+    SortKey.ALBUM: "t.album COLLATE NOCASE {d} NULLS LAST, t.title COLLATE NOCASE {d}",
+    SortKey.DURATION: "t.duration {d} NULLS LAST",
     SortKey.REVIEW: "COALESCE(r.n, 0) {d}",
     SortKey.WRITTEN: "COALESCE(w.at, 0) {d}",
     SortKey.SCORE: "t.id",  # sorted in numpy by track_index
@@ -132,11 +136,9 @@ _WRITTEN = (
 
 def load_scores(catalog: Catalog, pack_name: str | None) -> ScoreTable:
     """The scores ``pack_name`` gave, for every track it scored."""
-    rows = list(
-        catalog.iter_rows(
-            "SELECT track_id, scores FROM predictions WHERE pack = ? ORDER BY track_id",
-            [pack_name or ""],
-        )
+    rows = catalog.select(
+        "SELECT track_id, scores FROM predictions WHERE pack = ? ORDER BY track_id",
+        [pack_name or ""],
     )
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     scores = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), N_TAGS)
@@ -155,10 +157,14 @@ def ordered_track_ids(
     The score column is ordered by track id here; ``track_index`` sorts it in numpy.
     """
     where, params = [], []
+    tracks = "tracks t"
     if track_filter.text.strip():
-        pattern = "%" + _escape_like(track_filter.text.strip()) + "%"
+        pattern = "%" + escape_like(track_filter.text.strip()) + "%"
         where.append("(" + " OR ".join(f"t.{c} LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS) + ")")
         params += [pattern] * len(_TEXT_COLUMNS)
+        # A substring match reads every row anyway: sorting the few it keeps is cheaper than
+        # walking a sort index and looking up each track (SQLite would choose the index).
+        tracks = "tracks t NOT INDEXED"
     if track_filter.unreviewed_only:
         where.append("NOT EXISTS (SELECT 1 FROM decisions d WHERE d.track_id = t.id)")
     joins = ""
@@ -168,12 +174,12 @@ def ordered_track_ids(
         joins = f" LEFT JOIN ({_WRITTEN}) w ON w.path = t.path"
     direction = "DESC" if descending and sort is not SortKey.SCORE else "ASC"
     sql = (
-        f"SELECT t.id FROM tracks t{joins}"
+        f"SELECT t.id FROM {tracks}{joins}"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {_SQL_ORDER[sort].format(d=direction)}, t.id {direction}"
     )
-    rows = catalog.iter_rows(sql, params)
-    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+    rows = catalog.select(sql, params)
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 def track_index(
@@ -208,29 +214,23 @@ def track_index(
 _TEXT_COLUMNS = ("title", "artist", "album", "path")
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def track_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, TrackRow]:
     """Display data of the tracks ``ids`` (one query for the tracks, one for the journal)."""
     ids = [int(i) for i in ids]
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
-    rows = list(
-        catalog.iter_rows(
-            "SELECT t.id, t.path, t.title, t.artist, t.album, t.duration, t.error,"
-            " COALESCE(SUM(d.decision = 'accept'), 0), COALESCE(SUM(d.decision = 'reject'), 0),"
-            " COALESCE(SUM(d.added), 0), MAX(d.decided_at)"
-            " FROM tracks t LEFT JOIN decisions d ON d.track_id = t.id"
-            f" WHERE t.id IN ({marks}) GROUP BY t.id",
-            ids,
-        )
+    rows = catalog.select(
+        "SELECT t.id, t.path, t.title, t.artist, t.album, t.duration, t.error,"
+        " COALESCE(SUM(d.decision = 'accept'), 0), COALESCE(SUM(d.decision = 'reject'), 0),"
+        " COALESCE(SUM(d.added), 0), MAX(d.decided_at)"
+        " FROM tracks t LEFT JOIN decisions d ON d.track_id = t.id"
+        f" WHERE t.id IN ({marks}) GROUP BY t.id",
+        ids,
     )
     paths = [r[1] for r in rows]
     written = dict(
-        catalog.iter_rows(
+        catalog.select(
             "SELECT j.path, MAX(j.written_at) FROM write_journal j"
             " JOIN write_batches b ON b.id = j.batch_id"
             f" WHERE b.undone_at IS NULL AND j.path IN ({','.join('?' * len(paths))})"
@@ -243,21 +243,12 @@ def track_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, TrackRow]:
 
 def scan_errors(catalog: Catalog) -> list[tuple[str, str]]:
     """``(path, error)`` of every track whose last scan failed, by path."""
-    rows = catalog.iter_rows("SELECT path, error FROM tracks WHERE error IS NOT NULL ORDER BY path")
-    return [(r[0], r[1]) for r in rows]
-
-
-def predicted_tags(scores: np.ndarray, thresholds: Mapping[str, float]) -> list[str]:
-    """The tags whose score reaches the pack's threshold, highest score first."""
-    limits = np.array([thresholds.get(t, np.inf) for t in vocabulary.TAGS], dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        chosen = np.flatnonzero(scores >= limits)
-    return [vocabulary.TAGS[i] for i in chosen[np.argsort(-scores[chosen], kind="stable")]]
+    return catalog.select("SELECT path, error FROM tracks WHERE error IS NOT NULL ORDER BY path")
 
 
 def added_tags(catalog: Catalog, track_id: int) -> list[str]:
     """The tags the user added to a track (accepted tags with the ``added`` mark)."""
-    rows = catalog.iter_rows(
+    rows = catalog.select(
         "SELECT tag FROM decisions WHERE track_id = ? AND added = 1 ORDER BY tag", [track_id]
     )
     return [r[0] for r in rows]
