@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from moodlib import tags as vocabulary
 from moodlib.audio.features import build_frontend
@@ -74,7 +75,7 @@ class Tagger:
         self.frontend = build_frontend(pack.frontend).to(self.device).eval()
         self.models = pack.load_models(self.device)
         self.sample_rate = int(self.frontend.sample_rate)
-        self.hop_length = int(pack.frontend.get("hop_length", self.frontend.hop_length))
+        self.hop_length = int(self.frontend.hop_length)
         self._projections, self._norm = self._tag_projections()
         self._head = pack.load_head(self.device)
         self._head_index = (
@@ -150,7 +151,9 @@ class Tagger:
         elif plan.mode == "patches":
             starts = list(range(0, last + 1, plan.hop_frames or plan.frames))
         else:
-            starts = sorted(set(np.linspace(0, last, plan.count or 1).round().astype(int)))
+            # A short track gets no more segments than it takes to cover it once.
+            count = min(plan.count or 1, -(-total // plan.frames))
+            starts = sorted(set(np.linspace(0, last, count).round().astype(int)))
         return torch.stack([mel[:, s : s + plan.frames] for s in starts])
 
     # -- prediction -----------------------------------------------------------------------
@@ -210,7 +213,7 @@ class Tagger:
             clipped = np.clip(base, 1e-7, 1 - 1e-7)
             base_logit = np.where(np.isnan(base), 0.0, np.log(clipped / (1 - clipped)))
         scores = scores.copy()
-        scores[self._head_index] = 1.0 / (1.0 + np.exp(-(base_logit + correction)))
+        scores[self._head_index] = expit(base_logit + correction)
         return scores
 
     def _autocast(self):

@@ -15,11 +15,17 @@ A pack is a folder holding ``manifest.json`` and one ``.safetensors`` file per m
       "tag_map": null,                      # or {tag: [{"member", "tag", "weight"}, ...]}
       "thresholds": {"action": 0.09, ...},
       "embedding_member": "vggish",         # whose pooled features the catalog stores
+      "head": null,                         # or a personal head, see below
       "provenance": {...},
       "files": {"vggish.safetensors": "<sha256>"}
     }
 
 Every file named in ``files`` is verified against its sha256 when the pack is loaded.
+
+A personal pack (made by the fine-tuner from a user's review decisions) adds a ``head``:
+``{"weights": "head.safetensors", "tags": [...]}``, a linear layer on the embedding member's
+pooled embedding whose output is added to the logit of the pack's score for each listed tag
+(the score itself for tags the base pack does not cover).
 """
 
 from __future__ import annotations
@@ -60,8 +66,8 @@ class Segmenting:
 
     ``center``: one segment of ``frames`` frames around the middle of the track (the
     MTG-Jamendo baseline's 29.1 s). ``patches``: consecutive segments every ``hop_frames``
-    (musicnn's 3 s patches). ``uniform``: ``count`` evenly spaced segments (the seeds'
-    segment-averaged evaluation). Segment scores are averaged.
+    (musicnn's 3 s patches). ``uniform``: ``count`` evenly spaced segments, fewer when fewer
+    cover the track (the seeds' segment-averaged evaluation). Segment scores are averaged.
     """
 
     mode: str
@@ -108,6 +114,17 @@ class TagSource:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class Head:
+    """A linear correction on the pooled embedding for ``tags`` (weights: ``weight``, ``bias``)."""
+
+    weights: str
+    tags: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights, "tags": list(self.tags)}
+
+
 @dataclass
 class Pack:
     """A loaded, verified model pack (weights are read lazily by ``load_models``)."""
@@ -124,6 +141,7 @@ class Pack:
     thresholds: dict[str, float]
     tag_map: dict[str, tuple[TagSource, ...]] | None = None
     embedding_member: str | None = None
+    head: Head | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
@@ -160,9 +178,17 @@ class Pack:
             thresholds=self.thresholds,
             tag_map=self.tag_map,
             embedding_member=self.embedding_member,
+            head=self.head,
             provenance=self.provenance,
             files=self.files,
         )
+
+    def load_head(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor] | None:
+        """The personal head's ``weight`` (tags x embedding) and ``bias``, or None."""
+        if self.head is None:
+            return None
+        state = load_file(str(self.root / self.head.weights), device="cpu")
+        return {k: v.to(device) for k, v in state.items()}
 
 
 def manifest_dict(
@@ -178,6 +204,7 @@ def manifest_dict(
     thresholds: Mapping[str, float],
     tag_map: Mapping[str, Iterable[TagSource]] | None = None,
     embedding_member: str | None = None,
+    head: Head | None = None,
     provenance: Mapping[str, Any] | None = None,
     files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -202,6 +229,7 @@ def manifest_dict(
         ),
         "thresholds": {tag: float(value) for tag, value in thresholds.items()},
         "embedding_member": embedding_member,
+        "head": head.to_dict() if head is not None else None,
         "provenance": dict(provenance or {}),
         "files": dict(files or {}),
     }
@@ -269,6 +297,9 @@ def _pack_from_manifest(root: Path, data: dict[str, Any], *, builtin: bool) -> P
         thresholds={t: float(v) for t, v in data["thresholds"].items()},
         tag_map=tag_map,
         embedding_member=data.get("embedding_member"),
+        head=Head(data["head"]["weights"], tuple(data["head"]["tags"]))
+        if data.get("head")
+        else None,
         provenance=dict(data.get("provenance") or {}),
         files=dict(data["files"]),
         builtin=builtin,
@@ -304,6 +335,13 @@ def _check_consistency(pack: Pack) -> None:
                     raise ValueError(f"{source.member} has no output tag {source.tag!r}")
     if pack.embedding_member is not None and pack.embedding_member not in names:
         raise ValueError(f"embedding_member {pack.embedding_member!r} is not a member")
+    if pack.head is not None:
+        if pack.embedding_member is None:
+            raise ValueError("a head needs an embedding_member")
+        if pack.head.weights not in pack.files:
+            raise ValueError(f"head weights {pack.head.weights} not in files")
+        if not set(pack.head.tags) <= set(pack.covered):
+            raise ValueError("the head's tags must be covered tags")
 
 
 def verify_pack(pack: Pack) -> None:

@@ -124,9 +124,10 @@ def _two_member_pack(tmp_path: Path, segmenting: Segmenting, tag_map=None, cover
 def test_ensemble_scores_are_the_weighted_mean_of_member_segment_means(tmp_path) -> None:
     pack = _two_member_pack(tmp_path, Segmenting("uniform", frames=1366, count=3))
     tagger = Tagger(pack, device="cpu")
-    mel = torch.randn(96, 2000)
+    mel = torch.randn(96, 4000)
     segments = tagger.segments(mel)
     assert segments.shape == (3, 96, 1366)
+    assert tagger.segments(mel[:, :2000]).shape == (2, 96, 1366), "two cover a short track"
     torch.testing.assert_close(segments[0], mel[:, :1366])
     torch.testing.assert_close(segments[-1], mel[:, -1366:])
     models = pack.load_models()
