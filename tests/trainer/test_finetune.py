@@ -74,6 +74,22 @@ def reviewed(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_the_cli_prints_the_before_after_table_and_installs_the_pack(
+    reviewed, monkeypatch, capsys
+) -> None:
+    catalog, store, _ = reviewed
+    monkeypatch.setenv("MOODLIB_HOME", str(catalog.path.parent))
+    from trainer.cli import main
+
+    assert main(["finetune", "--from-catalog", "--base", "starter", "--name", "mine"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split()[:3] == ["tag", "pos", "neg"]
+    assert any(line.startswith("dark ") for line in out.splitlines())
+    assert "switch to it with: moodlib models use mine" in err
+    assert "mine" in store.names()
+
+
+@pytest.mark.slow
 def test_the_personal_pack_beats_the_base_pack_on_held_out_albums(reviewed) -> None:
     catalog, store, base = reviewed
     result = finetune(catalog, base, store, name="personal-test")
