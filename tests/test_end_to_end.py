@@ -126,3 +126,35 @@ def test_usage_errors_exit_2(home, tmp_path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["scan"])
     assert exit_info.value.code == 2
+
+
+METAL_SONG = Path("/usr/share/games/fretsonfire/data/songs/muldjord/armygeddon/song.ogg")
+QUIET_PIECE = media.SOURCE_MUSIC_DIR / "lose" / "Chimes They Fade.ogg"
+
+
+@pytest.mark.skipif(
+    not (METAL_SONG.is_file() and QUIET_PIECE.is_file()),
+    reason="needs Debian's singularity-music and fretsonfire-songs-muldjord",
+)
+def test_a_fresh_install_tags_real_music_with_the_shipped_starter_pack(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "fresh-home"))
+    folder = tmp_path / "music"
+    folder.mkdir()
+    quiet, metal = folder / "quiet.mp3", folder / "metal.mp3"
+    for source, offset, dest in ((QUIET_PIECE, 0, quiet), (METAL_SONG, 45, metal)):
+        media.tool_output("ffmpeg", "-v", "error", "-ss", str(offset), "-t", "30", "-i", source,
+                          "-c:a", "libmp3lame", "-b:a", "160k", dest)  # fmt: skip
+    report = tmp_path / "report.json"
+
+    assert main(["scan", str(folder), "--write", "--json", str(report)]) == 0
+
+    assert json.loads(report.read_text())["pack"] == "starter"
+    quiet_tags, metal_tags = read_moods(quiet), read_moods(metal)
+    assert quiet_tags and metal_tags
+    assert set(quiet_tags) <= {"slow", "soft", "calm", "relaxing", "sad", "soundscape"}
+    assert {"heavy", "energetic"} <= set(metal_tags)
+    assert not set(quiet_tags) & set(metal_tags)
+    for path, tags in ((quiet, quiet_tags), (metal, metal_tags)):
+        assert media.probed_tags(path).get("tmoo") == tags[0], "ffprobe shows the first value"
