@@ -1,13 +1,12 @@
 """Take ``docs/screenshots/main-window.png``: the app at 1280x800 on a scanned real library.
 
-Runs the real app in a throwaway ``MOODLIB_HOME`` (the official baseline imported from a
-local checkpoint), adds the Singularity soundtrack (Debian ``singularity-music``) as the
-library, scans it, reviews two tags of one track and grabs the window. Run it on a display,
-for instance a virtual one:
+Runs the real app in a throwaway ``MOODLIB_HOME`` with the shipped ``starter`` pack (the
+default), adds the Singularity soundtrack (Debian ``singularity-music``) as the library, scans
+it, reviews two tags of one track and grabs the window. Run it on a display, for instance a
+virtual one:
 
     Xvfb :99 -screen 0 1280x800x24 &
-    DISPLAY=:99 python docs/screenshots/take_screenshot.py \\
-        --checkpoint /path/to/mtg-jamendo/best_model.pth
+    DISPLAY=:99 python docs/screenshots/take_screenshot.py
 """
 
 from __future__ import annotations
@@ -21,13 +20,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MUSIC = Path("/usr/share/games/singularity/music")
-DEFAULT_CHECKPOINT = HERE.parents[2] / "shared" / "models" / "mtg-baseline" / "best_model.pth"
-TRACK = "Nebula"
+TRACK = "Advanced Simulacra"  # one with a tag reaching its threshold
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--music", type=Path, default=MUSIC)
     parser.add_argument("--out", type=Path, default=HERE / "main-window.png")
     args = parser.parse_args(argv)
@@ -39,14 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         # A fresh window layout, not the one of the person running this.
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tmp)
 
-        from moodlib import config
         from moodlib.gui.app import application
-        from moodlib.packstore import PackStore
 
-        PackStore().import_checkpoint(
-            args.checkpoint, name="mtg-baseline", architecture="vggish_baseline"
-        )
-        config.save_setting("active_pack", "mtg-baseline")
         app = application()
         from moodlib.gui.main_window import MainWindow
 

@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Progress:
-    """``done`` of ``total`` steps (``total`` None: unknown), and what is being worked on."""
+    """``done`` of ``total`` steps (``total`` None: unknown), and what is being worked on;
+    ``percent``: the steps are a share of the work, not files."""
 
     done: int
     total: int | None
     text: str = ""
+    percent: bool = False
 
 
 Report = Callable[[Progress], None]

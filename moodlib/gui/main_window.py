@@ -3,7 +3,8 @@
 Every long task is a ``Job`` on the window's thread pool (one foreground job at a time, shown
 in the status bar with progress and Cancel); spectrogram previews run on a pool of their own
 so that browsing never waits for a scan. The catalog connection of the window is used for
-reads and for single review decisions; workers open their own.
+reads and for single review decisions; workers open their own. Retraining on the user's
+corrections is such a job too (``operations.retrain``): the UI thread never trains.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PySide6.QtCore import (
     Qt,
     QThreadPool,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -46,9 +48,10 @@ from moodlib.gui.filter_bar import FilterBar
 from moodlib.gui.job_status import JobStatus
 from moodlib.gui.jobs import Job
 from moodlib.gui.library_panel import LibraryPanel
-from moodlib.gui.models_dialog import ModelsDialog
+from moodlib.gui.models_dialog import ModelsDialog, pack_origin
 from moodlib.gui.playback import Playback
 from moodlib.gui.results import FileOutcome, FileOutcomeModel, OutcomePane
+from moodlib.gui.retrain_dialog import RetrainDialog
 from moodlib.gui.settings import library_folders, save_library_folders, ui_settings
 from moodlib.gui.table_model import Column, TrackIdRole, TrackTableModel
 from moodlib.gui.track_panel import TrackPanel, TrackView
@@ -60,7 +63,6 @@ from moodlib.packs import Pack, PackError
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanResult
 
-RETRAIN_TOOLTIP = "coming with the fine-tuner"
 SCAN_REFRESH_MS = 4000
 PREVIEW_CACHE = 8
 
@@ -81,6 +83,8 @@ SHORTCUTS = (
 
 
 class MainWindow(QMainWindow):
+    job_started = Signal(object)  # a foreground Job, just before it starts
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("moodlib")
@@ -94,9 +98,13 @@ class MainWindow(QMainWindow):
         self.playback = Playback(self)
         self.pack: Pack | None = None
         self.pack_problem: str | None = None
+        self.retrain_base: Pack | None = None  # what a retraining fine-tunes, if it can
         self.job: Job | None = None
         self.question: QMessageBox | None = None
+        self.notice: QMessageBox | None = None  # the last information box (retraining's)
         self.models_dialog: ModelsDialog | None = None
+        self.retrain_dialog: RetrainDialog | None = None
+        self._scan_when_idle = False
         self._jobs: set[Job] = set()
         self._previews: OrderedDict[tuple, operations.Preview] = OrderedDict()
         self._preview_serial = 0
@@ -278,13 +286,10 @@ class MainWindow(QMainWindow):
             "&Model packs…", self.show_models, None, pixmap.SP_FileDialogDetailedView,
             "Choose, install and import model packs",
         )  # fmt: skip
-        # The fine-tuner connects here: trainer.finetune on the catalog's decisions.
-        self.retrain_action = QAction("Retrain on my corrections…", self)
+        self.retrain_action = self._action(
+            "&Retrain on my corrections…", self.retrain, None, pixmap.SP_CommandLink
+        )
         self.retrain_action.setObjectName("retrain-action")
-        self.retrain_action.setIcon(self.style().standardIcon(pixmap.SP_CommandLink))
-        self.retrain_action.setToolTip(RETRAIN_TOOLTIP)
-        self.retrain_action.setStatusTip(RETRAIN_TOOLTIP)
-        self.retrain_action.setEnabled(False)
 
         self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
         self.about_action = self._action("&About moodlib", self.show_about)
@@ -317,7 +322,7 @@ class MainWindow(QMainWindow):
         for action in (self.write_selected_action, self.write_all_action, self.undo_write_action):
             tags.addAction(action)
         models = menus.addMenu("&Models")
-        models.setToolTipsVisible(True)  # the retrain action says why it is disabled
+        models.setToolTipsVisible(True)  # the retrain action says what it does, or why not
         models.addAction(self.models_action)
         models.addAction(self.retrain_action)
         view = menus.addMenu("&View")
@@ -428,8 +433,12 @@ class MainWindow(QMainWindow):
             self.model.set_pack(None, {})
         else:
             self.pack_label.setText(f"Pack: {self.pack.name}")
-            self.pack_label.setToolTip(f"{len(self.pack.covered)} of 56 tags covered")
+            self.pack_label.setToolTip(
+                f"{self.pack.name} ({pack_origin(self.pack)}): "
+                f"{len(self.pack.covered)} of 56 tags covered"
+            )
             self.model.set_pack(self.pack.name, self.pack.thresholds)
+        self._update_retrain_base()
         self._previews.clear()
         self.panel.show_track(None)  # shown again below, with this pack's scores and mel
         self.refresh_table(scores=True)
@@ -452,12 +461,94 @@ class MainWindow(QMainWindow):
             )
 
     def _packs_changed(self) -> None:
+        self._update_retrain_base()  # a personal pack's base may have come or gone
+        self._update_actions()
         chosen = self.models_dialog.current_pack() if self.models_dialog else None
         if self.pack is None and chosen is not None:
             # Without a usable active pack, the pack the user just installed becomes it.
             config.save_setting("active_pack", chosen.name)
             self.models_dialog.reload(chosen.name)
             self._active_pack_changed(chosen.name)
+
+    # -- retraining on the user's corrections ---------------------------------------------
+
+    def _update_retrain_base(self) -> None:
+        self.retrain_base, tip = operations.retrain_base(self.pack)
+        self.retrain_action.setToolTip(tip)
+        self.retrain_action.setStatusTip(tip)
+
+    def retrain(self) -> None:
+        """Fine-tune the active pack (a personal pack: its base) on every decision, in a
+        worker; the result dialog then offers to switch to the new personal pack."""
+        base = self.retrain_base
+        if base is None:
+            self.statusBar().showMessage(self.retrain_action.toolTip(), 10000)
+            return
+        name = base.name
+        job = Job(
+            f"Retraining {name} on your corrections",
+            lambda **kw: operations.retrain(name, self.taggers, **kw),
+        )
+        job.succeeded.connect(self._retrained)
+        self.start_job(job)
+
+    def _retrained(self, outcome: operations.Retrained) -> None:
+        if outcome.cancelled:
+            self.statusBar().showMessage("Retraining cancelled: no pack was made.", 10000)
+            return
+        if outcome.problem is not None:
+            self._show_notice(
+                "Retrain on my corrections",
+                "Not enough corrections to retrain yet.",
+                f"{outcome.problem[0].upper()}{outcome.problem[1:]}.\n\nReview some tracks "
+                "first: accept (A) or reject (R) a tag on tracks where the pack is right and "
+                "where it is wrong. A tag is learned once the training albums hold 3 tracks "
+                "where you accepted it and 3 where you rejected it (about a fifth of the "
+                "reviewed tracks, whole albums, are held out to measure the result).",
+            )
+            return
+        result = outcome.result
+        if self.models_dialog is not None:
+            self.models_dialog.reload()
+        self.statusBar().showMessage(
+            f"Retrained: {result.pack.name} is installed ({result.seconds:.1f} s).", 15000
+        )
+        active = self.pack.name if self.pack is not None else config.active_pack_name()
+        dialog = RetrainDialog(outcome, active, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.accepted.connect(lambda: self.switch_pack(dialog.pack_name, rescan=True))
+        dialog.rejected.connect(
+            lambda: self.statusBar().showMessage(
+                f"{dialog.pack_name} is installed; choose it any time in "
+                "Models ▸ Model packs…", 15000
+            )
+        )  # fmt: skip
+        dialog.finished.connect(lambda _result: setattr(self, "retrain_dialog", None))
+        self.retrain_dialog = dialog
+        dialog.open()
+
+    def switch_pack(self, name: str, *, rescan: bool = False) -> None:
+        """Make ``name`` the active pack (as *Use this pack* does); with ``rescan``, score
+        the tracks it has not scored yet (an incremental scan)."""
+        config.save_setting("active_pack", name)
+        self.load_pack()
+        if self.models_dialog is not None:
+            self.models_dialog.reload()
+        if not rescan or self.pack is None:
+            return
+        if library_folders():
+            self.scan()
+        elif self.catalog.count_tracks():
+            self.statusBar().showMessage(
+                f"Active pack: {name}. Add the library's folders to score them with it.", 10000
+            )
+
+    def _show_notice(self, title: str, text: str, detail: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, parent=self)
+        box.setInformativeText(detail)
+        box.finished.connect(lambda _result: setattr(self, "notice", None))
+        self.notice = box
+        box.open()
 
     # -- the table ------------------------------------------------------------------------
 
@@ -647,6 +738,7 @@ class MainWindow(QMainWindow):
         job.ended.connect(lambda: self._job_ended(job))
         self._keep(job)
         self.job_status.track(job)
+        self.job_started.emit(job)
         job.start(self.pool)
         self._update_actions()
         return True
@@ -674,6 +766,8 @@ class MainWindow(QMainWindow):
         if self.job is job:
             self.job = None
         self._update_actions()
+        if self._scan_when_idle and self.job is None and self.question is None:
+            QTimer.singleShot(0, self.scan)  # a folder added meanwhile
 
     def _update_actions(self) -> None:
         idle = self.job is None
@@ -686,6 +780,7 @@ class MainWindow(QMainWindow):
         for action in (self.write_selected_action, self.write_all_action, self.undo_write_action):
             action.setEnabled(idle)
         self.accept_predicted_action.setEnabled(idle and has_pack)
+        self.retrain_action.setEnabled(idle and self.retrain_base is not None)
         for action in (
             self.accept_action,
             self.reject_action,
@@ -738,6 +833,11 @@ class MainWindow(QMainWindow):
             )
         elif self.job is None:
             self.scan()
+        else:  # scanned as soon as the running task ends
+            self._scan_when_idle = True
+            self.statusBar().showMessage(
+                f"{Path(folder).name} is scanned when “{self.job.title}” has finished.", 10000
+            )
 
     def ask_remove_folder(self, folder: str) -> None:
         tracks = len(self.catalog.tracks([folder]))
@@ -777,6 +877,7 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(self._scanned)
         job.ended.connect(self._scan_refresh.stop)
         if self.start_job(job):
+            self._scan_when_idle = False
             self._scan_refresh.start(SCAN_REFRESH_MS)
 
     def _scanned(self, result: ScanResult) -> None:

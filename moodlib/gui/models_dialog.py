@@ -1,7 +1,9 @@
 """Model packs: which is active, what each covers, installing and importing more.
 
 The same operations as ``moodlib models list/use/install/import/remove``; the slow ones
-(download, verification, checkpoint conversion) run as jobs of the main window.
+(download, verification, checkpoint conversion) run as jobs of the main window. The shipped
+packs come first (they cannot be removed), then the installed ones; personal packs (made by
+*Retrain on my corrections*) name the pack they were learned on and show what they learned.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from moodlib import config
 from moodlib import tags as vocabulary
 from moodlib.gui import operations
 from moodlib.gui.jobs import Job
+from moodlib.gui.retrain_dialog import fmt, metric_rows
 from moodlib.models import list_models
 from moodlib.packs import Pack, PackError
 from moodlib.packstore import MTG_BASELINE_URL, PackStore
@@ -52,10 +55,11 @@ class ModelsDialog(QDialog):
     def __init__(self, start_job: StartJob, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model packs")
-        self.resize(820, 560)
+        self.resize(880, 560)
         self.start_job = start_job
 
         self.packs = QListWidget()
+        self.packs.setSpacing(2)
         self.packs.currentItemChanged.connect(lambda *_: self._show_current())
         self.details = QTextBrowser()
         self.details.setOpenExternalLinks(True)
@@ -74,7 +78,7 @@ class ModelsDialog(QDialog):
         splitter = QSplitter()
         splitter.addWidget(list_side)
         splitter.addWidget(self.details)
-        splitter.setSizes([260, 560])
+        splitter.setSizes([320, 560])
 
         self.url = QLineEdit(MTG_BASELINE_URL)
         self.url.setToolTip("Where to download the official MTG-Jamendo baseline from")
@@ -134,12 +138,16 @@ class ModelsDialog(QDialog):
                 item.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.packs.addItem(item)
                 continue
-            origin = "shipped" if pack.builtin else "installed"
-            text = f"{pack.name}  ({len(pack.covered)}/56 tags, {origin})"
+            details = f"{len(pack.covered)}/56 tags · {pack_origin(pack)}"
             if pack.name == active:
-                text = f"● {text}  — active"
-            item = QListWidgetItem(text)
+                item = QListWidgetItem(f"● {pack.name}\n{details} · active")
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            else:
+                item = QListWidgetItem(f"{pack.name}\n{details}")
             item.setData(PackRole, pack)
+            item.setToolTip(pack.description)
             self.packs.addItem(item)
             if pack.name == current:
                 self.packs.setCurrentItem(item)
@@ -159,6 +167,10 @@ class ModelsDialog(QDialog):
         pack = self.current_pack()
         self.use_button.setEnabled(pack is not None and pack.name != config.active_pack_name())
         self.remove_button.setEnabled(pack is not None and not pack.builtin)
+        self.remove_button.setToolTip(
+            "Shipped with moodlib: it cannot be removed" if pack is not None and pack.builtin
+            else ""
+        )  # fmt: skip
         if pack is None:
             self.details.setHtml("<p>No model pack is installed yet: install mtg-baseline or "
                                  "import a pack below.</p>")  # fmt: skip
@@ -260,13 +272,31 @@ class ModelsDialog(QDialog):
             button.setEnabled(not busy)
 
 
+def pack_origin(pack: Pack) -> str:
+    """The pack's origin: shipped, installed, or "personal, from <base>"."""
+    if pack.builtin:
+        return "shipped"
+    base = operations.base_pack_name(pack)
+    return f"personal, from {base}" if base else "installed"
+
+
 def pack_description(pack: Pack) -> str:
     """The pack's card: what it is, where it came from, what it covers."""
     escape = html.escape
     members = ", ".join(f"{m.architecture} (weight {m.weight:g})" for m in pack.members)
     uncovered = [t for t in vocabulary.TAGS if t not in pack.covered]
     provenance = pack.provenance
+    base = operations.base_pack_name(pack)
+    learned_on = ""
+    if base:
+        learned_on = (
+            f"{base} {provenance.get('base_version', '')}, from your decisions on "
+            f"{provenance.get('reviewed_tracks', '?')} tracks "
+            f"({provenance.get('held_out_tracks', '?')} of them held out to measure it)"
+        )
     rows = [
+        ("Origin", pack_origin(pack)),
+        ("Learned on", learned_on),
         ("Version", pack.version),
         ("Members", members),
         ("Reads", f"{pack.segmenting.mode} segments of {pack.segmenting.frames} frames"),
@@ -281,11 +311,42 @@ def pack_description(pack: Pack) -> str:
     text = (
         f"<h3>{escape(pack.name)}</h3><p>{escape(pack.description)}</p>"
         f"<table cellspacing='4'>{table}</table>"
+    )
+    if base:
+        text += personal_metrics(pack, base)
+    text += (
         f"<p><b>Predicts {len(pack.covered)} of 56 tags:</b> {escape(', '.join(pack.covered))}</p>"
     )
     if uncovered:
         text += (
             f"<p><b>Not predicted by this pack ({len(uncovered)}):</b> "
             f"{escape(', '.join(uncovered))}</p>"
+        )
+    return text
+
+
+def personal_metrics(pack: Pack, base: str) -> str:
+    """A personal pack's per-tag held-out scores against its base, as the fine-tuner saved
+    them."""
+    escape = html.escape
+    rows = [r for r in metric_rows(pack.provenance.get("per_tag", [])) if r.trained]
+    head = ("tag", "✓", "✗", "held out ✓ / ✗", "PR-AUC", "ROC-AUC")
+    cells = "".join(f"<th align='left'>{escape(h)}</th>" for h in head)
+    lines = [f"<tr>{cells}</tr>"]
+    for r in rows:
+        values = (r.tag, r.accepted, r.rejected, f"{r.held_out_accepted} / {r.held_out_rejected}",
+                  f"{fmt(r.base_pr_auc)} → {fmt(r.personal_pr_auc)}",
+                  f"{fmt(r.base_roc_auc)} → {fmt(r.personal_roc_auc)}")  # fmt: skip
+        cells = "".join(f"<td>{escape(str(v))}</td>" for v in values)
+        lines.append(f"<tr>{cells}</tr>")
+    text = (
+        f"<p><b>Learned {len(rows)} tags</b> (on the held-out albums: {escape(base)} → this "
+        f"pack):</p><table cellspacing='4'>{''.join(lines)}</table>"
+    )
+    extra = pack.provenance.get("extra_tags_not_learned") or {}
+    if extra:
+        text += (
+            "<p><b>Not learned</b> (only the 56 tags can be): "
+            f"{escape(', '.join(sorted(extra)))}</p>"
         )
     return text

@@ -2,31 +2,37 @@
 
 Each opens its own catalog connection (SQLite in WAL mode lets the UI read meanwhile) and
 calls the same core functions as the CLI: ``pipeline.scan`` and ``read_track``,
-``journal.write_plan``, ``write_tracks`` and ``undo_last``, ``PackStore``. None of them
-touches Qt.
+``journal.write_plan``, ``write_tracks`` and ``undo_last``, ``PackStore``, and the fine-tuner
+``trainer.finetune``. None of them touches Qt.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from moodlib import config
+from moodlib.audio.decode import DecodeError
 from moodlib.audio.frontend import mel_frequencies
 from moodlib.gui.jobs import Progress, Report
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
 from moodlib.metadata import journal
 from moodlib.metadata.journal import WriteResult, undo_last, write_tracks
-from moodlib.packs import Pack, verify_pack
+from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
 from moodlib.tags import predicted_tags
+
+if TYPE_CHECKING:
+    from trainer.finetune import FinetuneResult
 
 
 class TaggerCache:
@@ -97,6 +103,8 @@ class Preview:
     band_hz: np.ndarray  # centre frequency of each mel band
     duration_seconds: float
     level_label: str  # what the values are: "dB", or the log compression
+    segments: list[tuple[float, float]] = field(default_factory=list)  # (start, length) in
+    # seconds of the file of each segment the model reads, as ``Tagger.segments`` cuts them
 
 
 def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report, cancel) -> Preview:
@@ -106,17 +114,31 @@ def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report,
     with torch.inference_mode():
         mel = tagger.mel(audio.waveform).float().cpu().numpy()
     frontend = tagger.frontend.config()
+    seconds_per_frame = tagger.hop_length / tagger.sample_rate
+    segment_seconds = tagger.pack.segmenting.frames * seconds_per_frame
+    segments = [
+        (audio.offset_seconds + start * seconds_per_frame, segment_seconds)
+        for start in segment_starts(tagger, mel.shape[1])
+    ]
     return Preview(
         path=path,
         pack_name=pack.name,
         mel=mel,
         start_seconds=audio.offset_seconds,
         audio_seconds=len(audio.waveform) / tagger.sample_rate,
-        seconds_per_frame=tagger.hop_length / tagger.sample_rate,
+        seconds_per_frame=seconds_per_frame,
         band_hz=mel_band_frequencies(frontend),
         duration_seconds=audio.info.duration_seconds,
         level_label="dB" if frontend["scale"] == "essentia_db" else "log(1 + C·mel)",
+        segments=segments,
     )
+
+
+def segment_starts(tagger: Tagger, frames: int) -> list[int]:
+    """The first frame of each segment ``tagger`` cuts from a mel of ``frames`` frames: its
+    own ``segments`` applied to a one-band "mel" whose values are the frame numbers."""
+    index = torch.arange(frames, dtype=torch.float32).unsqueeze(0)
+    return [int(segment[0, 0]) for segment in tagger.segments(index)]
 
 
 def mel_band_frequencies(frontend: dict) -> np.ndarray:
@@ -241,3 +263,127 @@ def import_checkpoint(
 ) -> Pack:
     report(Progress(0, None, f"importing {Path(checkpoint).name}"))
     return PackStore().import_checkpoint(checkpoint, name=name, architecture=architecture)
+
+
+# -- retraining on the user's corrections --------------------------------------------------
+
+
+def base_pack_name(pack: Pack) -> str | None:
+    """The pack a personal pack was learned on (None: ``pack`` is not a personal pack)."""
+    base = pack.provenance.get("base_pack")
+    return str(base) if pack.head is not None and base else None
+
+
+def retrain_base(pack: Pack | None, store: PackStore | None = None) -> tuple[Pack | None, str]:
+    """The pack to fine-tune when ``pack`` is active, and a sentence saying so (or why not).
+
+    A personal pack is retrained from its own base, on all the decisions: the fine-tuner
+    learns one correction on top of a pack without a head.
+    """
+    if pack is None:
+        return None, "Choose a model pack first (Models ▸ Model packs…)"
+    base = pack
+    if (base_name := base_pack_name(pack)) is not None:
+        try:
+            base = (store or PackStore()).get(base_name, verify=False)
+        except PackError:
+            return None, f"{pack.name} was learned on {base_name}, which is not installed"
+    if base.embedding_member is None:
+        return None, f"{base.name} stores no embeddings, so it cannot be personalised"
+    return base, (
+        f"Learn a personal pack from your accepted and rejected tags, on top of {base.name}"
+    )
+
+
+def personal_pack_name(store: PackStore, now: float | None = None) -> str:
+    """``personal-YYYYmmdd-HHMM``, with ``-2``, ``-3``... when that name is taken."""
+    stem = time.strftime("personal-%Y%m%d-%H%M", time.localtime(now))
+    names, name, n = set(store.names()), stem, 1
+    while name in names:
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+@dataclass
+class Retrained:
+    """How a retraining ended: a result, a problem to tell the user about, or cancelled."""
+
+    base: str
+    result: FinetuneResult | None = None
+    problem: str | None = None  # a FinetuneError's message: not enough corrections...
+    scored: list[str] = field(default_factory=list)  # reviewed tracks first scored by base
+
+    @property
+    def cancelled(self) -> bool:
+        return self.result is None and self.problem is None
+
+
+FINETUNE_STAGES = {
+    "reading corrections": "reading your decisions",
+    "fitting": "fitting the personal pack",
+    "done": "saved",
+}
+
+
+def retrain(base_name: str, taggers: TaggerCache, *, report: Report, cancel) -> Retrained:
+    """Fine-tune ``base_name`` on the catalog's decisions into a new personal pack (installed,
+    not made active). Reviewed tracks that ``base_name`` has not scored yet (scanned with a
+    personal pack only) are scored first, since the fine-tuner learns from its embeddings."""
+    from trainer.finetune import Cancelled, FinetuneError, finetune
+
+    store = PackStore()
+    report(Progress(0, None, f"checking {base_name}"))
+    base = store.get(base_name)  # verified: the new pack copies its weights
+    outcome = Retrained(base.name)
+    try:
+        with open_catalog() as catalog:
+            outcome.scored = _score_reviewed(catalog, base, taggers, report, cancel)
+            if cancel.is_set():
+                return outcome
+
+            def on_progress(stage: str, fraction: float) -> None:
+                if stage != "done" and cancel.is_set():
+                    raise Cancelled()  # before the pack is saved, never after
+                text = FINETUNE_STAGES.get(stage, stage)
+                report(Progress(round(100 * fraction), 100, text, percent=True))
+
+            outcome.result = finetune(
+                catalog, base, store, name=personal_pack_name(store), cancel=cancel,
+                progress=on_progress,
+            )  # fmt: skip
+    except Cancelled:
+        pass
+    except FinetuneError as error:
+        outcome.problem = str(error)
+    return outcome
+
+
+def _score_reviewed(
+    catalog: Catalog, base: Pack, taggers: TaggerCache, report: Report, cancel
+) -> list[str]:
+    """Score with ``base`` the reviewed, readable tracks it has no embedding of; their paths."""
+    rows = catalog.select("SELECT DISTINCT track_id FROM decisions ORDER BY track_id")
+    todo = []
+    for (track_id,) in rows:
+        if catalog.embedding(track_id, base.name) is None:
+            track = catalog.track(track_id)
+            if track.error is None and Path(track.path).is_file():
+                todo.append(track)
+    if not todo:
+        return []
+    report(Progress(0, len(todo), f"loading {base.name}"))
+    tagger = Tagger(base, device=taggers.device)
+    scored = []
+    for done, track in enumerate(todo, start=1):
+        if cancel.is_set():
+            break
+        try:
+            audio = read_track(track.path, tagger)
+        except DecodeError:  # the next scan reports it
+            continue
+        prediction = tagger.predict_waveforms([audio.waveform])[0]
+        catalog.put_prediction(track.id, base.name, prediction.scores, prediction.embedding)
+        scored.append(track.path)
+        report(Progress(done, len(todo), track.path))
+    return scored

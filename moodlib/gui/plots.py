@@ -2,11 +2,13 @@
 
 ``SpectrogramView``: a mel spectrogram as an image, time in seconds across, frequency up
 (rows are mel bands; the ticks name frequencies in Hz where they fall on the mel scale), a
-colour bar, and a playback cursor; a click asks to seek there.
+colour bar, a playback cursor, and above the image a mark for each segment the model reads
+when it reads less than the whole picture; a click asks to seek there.
 
 ``ScoreChart``: one horizontal bar per tag with the pack's threshold marked, covered tags
-by score, the tags the pack does not predict below them, the user's decisions beside the
-names; a click makes a tag the current one.
+by score (those of a track the pack has not scored yet without bars, "not scored yet"), the
+tags the pack does not predict below them on a hatched band, never with a bar; the user's
+decisions beside the names; a click makes a tag the current one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
 
 from moodlib import tags as vocabulary
@@ -26,6 +28,7 @@ COLOR_MAP = "viridis"
 FREQUENCY_TICKS_HZ = (100, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 16000, 22000)
 MIN_TICK_SPACING_BANDS = 8
 DB_RANGE = 100.0  # a dB spectrogram shows at most the loudest 100 dB
+SEGMENT_MARK_BANDS = 4.0  # the height of the segment marks above the image, in mel bands
 DECISION_MARKS = {"accept": "✓", "reject": "✗", "added": "+"}
 
 
@@ -110,6 +113,9 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.cursor.setZValue(10)
         self.cursor.hide()
         self.plot.addItem(self.cursor)
+        self.segment_marks = pg.BarGraphItem(x0=[], y=[], height=SEGMENT_MARK_BANDS, width=[])
+        self.segment_marks.hide()
+        self.plot.addItem(self.segment_marks)
         self.start_seconds = 0.0
         self.end_seconds = 0.0
         self.scene().sigMouseClicked.connect(self._clicked)
@@ -121,6 +127,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         style_plot(self.plot, colors)
         style_plot(self.color_bar, colors)
         self.cursor.setPen(pg.mkPen(colors.foreground, width=2))
+        self.segment_marks.setOpts(brush=pg.mkBrush(colors.accent), pen=pg.mkPen(None))
 
     def show_mel(
         self,
@@ -131,11 +138,13 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         band_hz: np.ndarray,
         level_label: str = "dB",
         audio_frames: int | None = None,
+        segments: Sequence[tuple[float, float]] = (),
     ) -> None:
         """Draw ``mel`` (bands x frames); frame ``t`` is centred on ``start + t * step`` s.
 
         The colour levels come from the first ``audio_frames`` frames (the rest being the
-        silence a short track is padded with).
+        silence a short track is padded with). ``segments``: (start, length) in seconds of
+        the parts the model reads, marked above the image unless one covers it all.
         """
         n_bands, n_frames = mel.shape
         audio = mel[:, : max(1, audio_frames or n_frames)]
@@ -152,12 +161,22 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.setRect(QRectF(self.start_seconds, 0.0, width, float(n_bands)))
         self.plot.getAxis("left").setTicks([frequency_ticks(band_hz)])
         self.plot.setXRange(self.start_seconds, self.end_seconds, padding=0)
-        self.plot.setYRange(0, n_bands, padding=0)
+        marked = len(segments) > 1 or any(length < 0.95 * width for _, length in segments)
+        if marked:
+            self.segment_marks.setOpts(
+                x0=[start for start, _ in segments],
+                width=[length for _, length in segments],
+                y=np.full(len(segments), n_bands + SEGMENT_MARK_BANDS / 2 + 1),
+            )
+        self.segment_marks.setVisible(marked)
+        top = n_bands + SEGMENT_MARK_BANDS + 2 if marked else n_bands
+        self.plot.setYRange(0, top, padding=0)
         self.set_cursor(start_seconds)
 
     def clear_mel(self) -> None:
         self.image.clear()
         self.cursor.hide()
+        self.segment_marks.hide()
         self.start_seconds = self.end_seconds = 0.0
 
     def set_cursor(self, seconds: float) -> None:
@@ -209,17 +228,19 @@ class ScoreChart(QScrollArea):
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[], pen=pg.mkPen(None))
         self.thresholds = pg.PlotDataItem([], [], connect="pairs")
         self.uncovered_label = pg.TextItem("not predicted by this pack", anchor=(0, 0.5))
-        for item in (self.current_marker, self.uncovered_band):
-            item.hide()
-        self.uncovered_label.hide()
+        self.unscored_label = pg.TextItem("not scored by this pack yet: scan (F5)", anchor=(0, 0.5))
         for item in (
             self.current_marker,
             self.uncovered_band,
             self.bars,
             self.thresholds,
             self.uncovered_label,
+            self.unscored_label,
         ):
             plot.addItem(item)
+        for item in (self.current_marker, self.uncovered_band, self.uncovered_label,
+                     self.unscored_label):  # fmt: skip
+            item.hide()
         self.plot_widget.scene().sigMouseClicked.connect(self._clicked)
         self._shown: tuple | None = None
         self.apply_palette(self.palette())
@@ -230,10 +251,13 @@ class ScoreChart(QScrollArea):
         self.colors = PlotColors.from_palette(palette)
         self.plot_widget.setBackground(self.colors.background)
         style_plot(self.plot, self.colors)
-        self.uncovered_label.setColor(self.colors.muted)
+        for label in (self.uncovered_label, self.unscored_label):
+            label.setColor(self.colors.muted)
+            label.fill = pg.mkBrush(self.colors.background)  # legible over the hatching
+            label.update()
         self.current_marker.setOpts(brush=with_alpha(self.colors.mid, 70), pen=pg.mkPen(None))
         self.uncovered_band.setOpts(
-            brush=pg.mkBrush(with_alpha(self.colors.mid, 90), style=Qt.BrushStyle.BDiagPattern),
+            brush=QBrush(with_alpha(self.colors.muted, 70), Qt.BrushStyle.BDiagPattern),
             pen=pg.mkPen(None),
         )
         self.thresholds.setPen(pg.mkPen(self.colors.foreground, width=2))
@@ -251,7 +275,11 @@ class ScoreChart(QScrollArea):
         decisions: Mapping[str, str],
         added: Sequence[str] = (),
     ) -> None:
-        """Bars for ``scores`` (56, NaN where uncovered; None: not scored yet)."""
+        """Bars for ``scores`` (56, NaN where uncovered; None: not scored yet).
+
+        Rows: the covered tags with a score, highest first; covered tags without one (the
+        pack has not scored the track); then the tags the pack does not predict. Only the
+        first have bars."""
         self._shown = (scores, thresholds, covered, decisions, added)
         current = self.current_tag()
         covered_set = set(covered)
@@ -263,8 +291,9 @@ class ScoreChart(QScrollArea):
             if t in covered_set and not np.isnan(scores[vocabulary.TAG_INDEX[t]])
         ]
         scored.sort(key=lambda t: -scores[vocabulary.TAG_INDEX[t]])
-        unscored = [t for t in vocabulary.TAGS if t not in scored]
-        self.rows = scored + unscored
+        unscored = [t for t in vocabulary.TAGS if t in covered_set and t not in scored]
+        uncovered = [t for t in vocabulary.TAGS if t not in covered_set]
+        self.rows = scored + unscored + uncovered
         values = np.array([scores[vocabulary.TAG_INDEX[t]] for t in scored], dtype=float)
         limits = np.array([thresholds.get(t, np.nan) for t in scored], dtype=float)
         positions = np.arange(len(scored), dtype=float)
@@ -286,8 +315,9 @@ class ScoreChart(QScrollArea):
         )
         self.x_max = score_axis_limit(np.concatenate([values, limits]))
         self.plot.setXRange(0, self.x_max, padding=0)
-        uncovered = [t for t in unscored if t not in covered_set]
-        self._show_uncovered(len(scored), len(scored) + len(uncovered))
+        self.unscored_label.setVisible(bool(unscored))
+        self.unscored_label.setPos(0.0, len(scored))
+        self._show_uncovered(len(scored) + len(unscored), len(self.rows))
         self.plot.getAxis("left").setTicks([[
             (i, f"{self._mark(tag, decisions, added)} {tag}") for i, tag in enumerate(self.rows)
         ]])  # fmt: skip
@@ -315,7 +345,9 @@ class ScoreChart(QScrollArea):
         return DECISION_MARKS.get(decisions.get(tag, ""), "  ")
 
     def clear_scores(self) -> None:
-        self.show_scores(None, {}, (), {})
+        """No track: the 56 tags, nothing else."""
+        self.show_scores(None, {}, vocabulary.TAGS, {})
+        self.unscored_label.hide()
 
     # -- the current tag ------------------------------------------------------------------
 

@@ -165,6 +165,8 @@ class TrackPanel(QWidget):
         same_track = (
             view is not None and self.view is not None and view.track.id == self.view.track.id
         )
+        # The same track newly scored (a scan reached it) starts again at its top tag.
+        rescored = same_track and self.view.scores is None and view.scores is not None
         self.view = view
         if view is None:
             self.preview = None
@@ -189,8 +191,9 @@ class TrackPanel(QWidget):
             view.decisions,
             view.added,
         )
-        if not same_track:
+        if rescored or not same_track:
             self.chart.set_current(self.chart.rows[0])
+        if not same_track:
             self.preview = None
             self.spectrogram.clear_mel()
             self.playback.set_track(track.path)
@@ -219,6 +222,7 @@ class TrackPanel(QWidget):
             band_hz=preview.band_hz,
             level_label=preview.level_label,
             audio_frames=round(preview.audio_seconds / preview.seconds_per_frame),
+            segments=preview.segments,
         )
         self.position_seconds = preview.start_seconds
         self._played_to(preview.start_seconds)
@@ -228,6 +232,13 @@ class TrackPanel(QWidget):
             f"{format_duration(start + preview.audio_seconds)} of "
             f"{format_duration(preview.duration_seconds)}"
         )
+        if self.spectrogram.segment_marks.isVisible():
+            count, length = len(preview.segments), preview.segments[0][1]
+            note = (
+                f"{preview.pack_name} averages {count} excerpts of {length:.0f} s (marked above) "
+                f"across {format_duration(start)}–"
+                f"{format_duration(start + preview.audio_seconds)}"
+            )
         mel_seconds = preview.mel.shape[1] * preview.seconds_per_frame
         if mel_seconds > preview.audio_seconds + 1:
             note += f", padded with silence to {mel_seconds:.1f} s"

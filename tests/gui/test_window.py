@@ -1,7 +1,10 @@
-"""The window around the review: packs, the retrain placeholder, persistence, the palette."""
+"""The window around the review: packs, the retrain action, persistence, the palette."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import threading
 import time
 
 import numpy as np
@@ -22,23 +25,46 @@ from moodlib.packstore import MTG_BASELINE_URL, PackStore
 pytestmark = pytest.mark.gui
 
 
-def test_retrain_is_a_disabled_placeholder_until_the_fine_tuner_comes(open_window) -> None:
+def test_retrain_works_on_the_shipped_pack_and_says_why_not_elsewhere(
+    open_window, tmp_path
+) -> None:
     window = open_window()
     action = window.retrain_action
-    assert action.text() == "Retrain on my corrections…"
-    assert not action.isEnabled()
-    assert action.toolTip() == "coming with the fine-tuner"
+    assert action.text().replace("&", "") == "Retrain on my corrections…"
+    assert window.pack.name == "starter" and window.pack.embedding_member
+    assert action.isEnabled()
+    assert action.toolTip() == (
+        "Learn a personal pack from your accepted and rejected tags, on top of starter"
+    )
     models_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Models")
     assert action in models_menu.actions() and models_menu.toolTipsVisible()
     assert action in window.findChild(QToolBar, "main-toolbar").actions()
+    window.close()
+
+    # A pack that stores no embeddings cannot be personalised: the action says so.
+    plain = tmp_path / "plain"
+    shutil.copytree(PackStore().get("starter").root, plain)
+    manifest = json.loads((plain / "manifest.json").read_text())
+    (plain / "manifest.json").write_text(json.dumps({**manifest, "embedding_member": None}))
+    PackStore().install_folder(plain, name="plain")
+    config.save_setting("active_pack", "plain")
+    window = open_window()
+    assert window.pack.name == "plain"
+    assert not window.retrain_action.isEnabled()
+    assert window.retrain_action.toolTip() == (
+        "plain stores no embeddings, so it cannot be personalised"
+    )
 
 
-def test_folders_and_window_layout_survive_a_restart(open_window, tmp_path) -> None:
+def test_folders_and_window_layout_survive_a_restart(open_window, wait_idle, tmp_path) -> None:
     music = tmp_path / "music"
     music.mkdir()
     window = open_window()
-    assert window.pack is None  # no pack installed: adding a folder does not scan
-    window.add_folder(music)
+    assert window.pack.name == "starter" and window.pack.builtin  # shipped, always there
+    window.add_folder(music)  # a new folder is scanned at once with the active pack
+    assert window.busy and window.job.title == "Scanning with starter"
+    wait_idle(window)
+    assert "Scan: 0 tagged" in window.statusBar().currentMessage()
     window.resize(760, 580)  # within the offscreen screen (800x600): restoring clamps to it
     size = window.size()
     window.splitter.setSizes([500, 260])
@@ -60,14 +86,40 @@ def test_folders_and_window_layout_survive_a_restart(open_window, tmp_path) -> N
     assert again.model.descending
 
 
+def test_a_folder_added_during_a_task_is_scanned_when_it_ends(
+    qtbot, open_window, wait_idle, tmp_path
+) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    window = open_window()
+    release = threading.Event()
+    assert window.start_job(Job("Waiting", lambda **_: release.wait(30)))
+    window.add_folder(music)
+    assert window.job.title == "Waiting"
+    assert "music is scanned when “Waiting” has finished" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window.job is not None and window.job.title.startswith("Scanning"))
+    wait_idle(window)
+    assert "Scan: 0 tagged" in window.statusBar().currentMessage()
+
+
 def test_the_status_bar_names_the_pack_and_the_device(open_window) -> None:
     window = open_window()
-    assert window.pack_label.text() == f"Pack: {config.active_pack_name()} (not installed)"
+    assert config.active_pack_name() == config.DEFAULT_PACK == "starter"
+    assert window.pack_label.text() == "Pack: starter"
+    assert window.pack_label.toolTip() == "starter (shipped): 11 of 56 tags covered"
     if resolve_device("auto").type == "cpu":
         assert window.device_label.text() == "Device: CPU"
     else:
         assert window.device_label.text().startswith("Device: GPU")
-    assert not window.scan_action.isEnabled()
+    assert not window.scan_action.isEnabled()  # no folder yet
+    window.close()
+
+    config.save_setting("active_pack", "gone")  # a pack removed behind the app's back
+    window = open_window()
+    assert window.pack is None
+    assert window.pack_label.text() == "Pack: gone (not installed)"
+    assert not window.retrain_action.isEnabled()
 
 
 def test_plots_take_their_colours_from_the_palette(open_window) -> None:
@@ -111,6 +163,10 @@ def test_the_chart_tells_uncovered_tags_apart(qtbot) -> None:
     assert {b.color().alpha() for b, a in zip(brushes, above, strict=True) if not a} == {110}
 
 
+def pack_list(dialog) -> list[str]:
+    return [dialog.packs.item(i).text() for i in range(dialog.packs.count())]
+
+
 def test_packs_are_imported_installed_and_chosen_in_the_models_dialog(
     open_window, baseline_checkpoint, wait_idle
 ) -> None:
@@ -119,16 +175,27 @@ def test_packs_are_imported_installed_and_chosen_in_the_models_dialog(
     dialog = window.models_dialog
     assert dialog.url.text() == MTG_BASELINE_URL
     assert dialog.architecture.currentText() == "vggish_baseline"
+    # The shipped pack is listed (and active) from the start; it cannot be removed.
+    assert pack_list(dialog) == ["● starter\n11/56 tags · shipped · active"]
+    assert dialog.current_pack().name == "starter"
+    assert not dialog.remove_button.isEnabled() and not dialog.use_button.isEnabled()
+    details = dialog.details.toPlainText()
+    assert "Predicts 11 of 56 tags" in details
+    assert "Not predicted by this pack (45)" in details
 
     dialog.checkpoint_name.setText("my-baseline")
     dialog.import_checkpoint(str(baseline_checkpoint))
     wait_idle(window)
-    assert "my-baseline" in PackStore().names()
-    # The first pack installed while none is usable becomes the active one.
-    assert config.active_pack_name() == "my-baseline"
-    assert window.pack.name == "my-baseline"
-    assert window.pack_label.text() == "Pack: my-baseline"
+    assert PackStore().names() == ["starter", "my-baseline"]
+    # Installed, listed after the shipped pack, not made active: starter stays in use.
+    assert pack_list(dialog)[1] == "my-baseline\n56/56 tags · installed"
+    assert dialog.current_pack().name == "my-baseline"
     assert "Predicts 56 of 56 tags" in dialog.details.toPlainText()
+    assert config.active_pack_name() == "starter" and window.pack.name == "starter"
+    assert dialog.remove_button.isEnabled()
+    dialog.use_button.click()
+    assert config.active_pack_name() == "my-baseline"
+    assert window.pack_label.text() == "Pack: my-baseline"
 
     # The official baseline, from a mirror given in the URL field (here: a local copy).
     dialog.url.setText(baseline_checkpoint.as_uri())
@@ -140,6 +207,26 @@ def test_packs_are_imported_installed_and_chosen_in_the_models_dialog(
     dialog.use_button.click()
     assert config.active_pack_name() == "mtg-baseline"
     assert window.pack_label.text() == "Pack: mtg-baseline"
+
+    # Removing the active pack falls back to the shipped one.
+    dialog.remove_button.click()
+    assert config.active_pack_name() == "starter" and window.pack.name == "starter"
+    assert "mtg-baseline" not in PackStore().names()
+
+
+def test_a_pack_installed_while_the_active_one_is_gone_becomes_active(
+    open_window, baseline_checkpoint, wait_idle
+) -> None:
+    config.save_setting("active_pack", "gone")
+    window = open_window()
+    assert window.pack is None
+    window.show_models()
+    dialog = window.models_dialog
+    dialog.checkpoint_name.setText("my-baseline")
+    dialog.import_checkpoint(str(baseline_checkpoint))
+    wait_idle(window)
+    assert config.active_pack_name() == "my-baseline"
+    assert window.pack_label.text() == "Pack: my-baseline"
 
 
 def test_the_job_status_shows_count_file_and_eta(qtbot) -> None:
