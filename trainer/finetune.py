@@ -93,7 +93,15 @@ class FinetuneResult:
     held_out_tracks: int
 
     def macro(self, key: str) -> float | None:
-        values = [getattr(r, key) for r in self.reports if getattr(r, key) is not None]
+        """Mean of ``key`` (e.g. ``base_pr_auc``) over the tags where base and personal both
+        have that metric, so the base and personal means compare the same tags."""
+        metric = key.split("_", 1)[1]
+        values = [
+            getattr(r, key)
+            for r in self.reports
+            if getattr(r, f"base_{metric}") is not None
+            and getattr(r, f"personal_{metric}") is not None
+        ]
         return float(np.mean(values)) if values else None
 
     def table(self) -> str:
@@ -269,6 +277,10 @@ def finetune(
 ) -> FinetuneResult:
     """Learn the personal head from the catalog's decisions and (optionally) save the pack."""
     started = time.perf_counter()
+    if base.head is not None:
+        # A personal pack's scores already hold its head: learn anew from its base pack, on
+        # all the decisions (a head on a head would drop the first one's corrections).
+        base = store.get(base.provenance["base_pack"])
     if base.embedding_member is None:
         raise FinetuneError(f"{base.name} stores no embeddings, so it cannot be personalised")
     if progress:

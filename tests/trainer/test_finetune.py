@@ -127,6 +127,11 @@ def test_the_personal_pack_is_a_pack_the_tagger_runs(reviewed, real_music_librar
     untouched = [vocabulary.TAG_INDEX[t] for t in base.covered if t not in ("dark", "happy")]
     np.testing.assert_allclose(personal.scores[untouched], plain.scores[untouched], atol=1e-6)
 
+    # Retraining from a personal pack learns anew from its base, never a head on a head.
+    again = finetune(catalog, pack, store, name="personal-again")
+    assert again.pack.provenance["base_pack"] == "starter"
+    assert again.pack.head.tags == pack.head.tags
+
 
 def test_unreviewed_tags_are_masked_not_negative(reviewed) -> None:
     catalog, _, base = reviewed
