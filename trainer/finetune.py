@@ -265,6 +265,37 @@ def _auc(labels: np.ndarray, scores: np.ndarray, metric) -> float | None:
     return float(metric(labels, scores))
 
 
+def tag_reports(
+    data: Corrections,
+    held: np.ndarray,
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    trainable: list[int],
+    base_scores: np.ndarray,
+    personal: np.ndarray,
+) -> list[TagReport]:
+    """Per labelled tag: training label counts and, for trained tags, the held-out PR-AUC and
+    ROC-AUC of the base and the personal scores."""
+    reports = []
+    for i, tag in enumerate(vocabulary.TAGS):
+        labelled = data.known[:, i]
+        if not labelled.any():
+            continue
+        test = labelled & held
+        truth = data.labels[test, i]
+        report = TagReport(
+            tag, int(positives[i]), int(negatives[i]), i in trainable,
+            int(truth.sum()), int(len(truth) - truth.sum()),
+        )  # fmt: skip
+        if i in trainable:
+            report.base_pr_auc = _auc(truth, base_scores[test, i], average_precision_score)
+            report.base_roc_auc = _auc(truth, base_scores[test, i], roc_auc_score)
+            report.personal_pr_auc = _auc(truth, personal[test, i], average_precision_score)
+            report.personal_roc_auc = _auc(truth, personal[test, i], roc_auc_score)
+        reports.append(report)
+    return reports
+
+
 def finetune(
     catalog: Catalog,
     base: Pack,
@@ -311,23 +342,7 @@ def finetune(
 
     personal = base_scores.copy()
     personal[:, trainable] = _scores(base_scores[:, trainable], data.embeddings, w, b)
-    reports = []
-    for i, tag in enumerate(vocabulary.TAGS):
-        labelled = data.known[:, i]
-        if not labelled.any():
-            continue
-        test = labelled & held
-        truth = data.labels[test, i]
-        report = TagReport(
-            tag, int(positives[i]), int(negatives[i]), i in trainable,
-            int(truth.sum()), int(len(truth) - truth.sum()),
-        )  # fmt: skip
-        if i in trainable:
-            report.base_pr_auc = _auc(truth, base_scores[test, i], average_precision_score)
-            report.base_roc_auc = _auc(truth, base_scores[test, i], roc_auc_score)
-            report.personal_pr_auc = _auc(truth, personal[test, i], average_precision_score)
-            report.personal_roc_auc = _auc(truth, personal[test, i], roc_auc_score)
-        reports.append(report)
+    reports = tag_reports(data, held, positives, negatives, trainable, base_scores, personal)
 
     pack = None
     if write:

@@ -64,13 +64,54 @@ def display_tags(path: str | os.PathLike) -> dict[str, str | None]:
     except Exception:  # a file mutagen cannot parse still gets scanned and decoded
         audio = None
     result: dict[str, str | None] = {"title": None, "artist": None, "album": None}
+    if str(path).lower().endswith(".wav"):
+        result.update(_riff_info(path))
     if audio is None or audio.tags is None:
         return result
     for key in result:
         try:
             values = audio.tags.get(key)
+            for raw_keys in (_ID3_FRAMES, _ASF_ATTRIBUTES):
+                if values is None and raw_keys[key] in audio.tags:
+                    # WAV/AIFF ID3 chunks and ASF come as raw frames and attributes.
+                    found = audio.tags[raw_keys[key]]
+                    values = getattr(found, "text", found)
         except Exception:
             values = None
         if values:
-            result[key] = str(values[0]) if isinstance(values, list) else str(values)
+            first = values[0] if isinstance(values, list) else values
+            result[key] = str(getattr(first, "value", first))
     return result
+
+
+_ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB"}
+_ASF_ATTRIBUTES = {"title": "Title", "artist": "Author", "album": "WM/AlbumTitle"}
+_RIFF_INFO = {b"INAM": "title", b"IART": "artist", b"IPRD": "album"}
+
+
+def _riff_info(path: str | os.PathLike) -> dict[str, str]:
+    """Title, artist and album from a WAV file's ``LIST/INFO`` chunk (which mutagen skips)."""
+    found: dict[str, str] = {}
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(12)[8:12] != b"WAVE":
+                return found
+            while header := handle.read(8):
+                if len(header) < 8:
+                    break
+                chunk, size = header[:4], int.from_bytes(header[4:], "little")
+                if chunk == b"LIST" and handle.read(4) == b"INFO":
+                    data = handle.read(size - 4)
+                    offset = 0
+                    while offset + 8 <= len(data):
+                        key = data[offset : offset + 4]
+                        length = int.from_bytes(data[offset + 4 : offset + 8], "little")
+                        text = data[offset + 8 : offset + 8 + length].split(b"\0")[0]
+                        if key in _RIFF_INFO and text:
+                            found[_RIFF_INFO[key]] = text.decode("utf-8", "replace")
+                        offset += 8 + length + (length & 1)
+                    return found
+                handle.seek(size + (size & 1) - (4 if chunk == b"LIST" else 0), os.SEEK_CUR)
+    except OSError:
+        pass
+    return found
