@@ -27,7 +27,6 @@ from moodlib import tags as vocabulary
 from moodlib.audio.decode import decode
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
-from moodlib.library.scanner import display_tags
 from moodlib.packs import Head, load_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import scan
@@ -40,11 +39,10 @@ ALBUMS = ("Album A", "Album B", "Album C")
 
 
 def copy_into_album(source: Path, folder: Path, album: str) -> Path:
-    """A copy of ``source`` in ``folder`` tagged with ``album``. The scanner reads no tags
-    from WAVE and AIFF files (their ID3 chunk has no easy interface), so those are copied as
-    FLAC: the album groups, hence the held-out split, must not depend on the tmp path."""
+    """A copy of ``source`` in ``folder`` tagged with ``album``. mutagen's easy interface
+    cannot tag WAVE and AIFF files (raw ID3 chunk), so those are copied as FLAC."""
     folder.mkdir(parents=True, exist_ok=True)
-    if display_tags(source)["album"] is None:
+    if source.suffix.lower() in (".wav", ".aiff"):
         target = folder / (source.name.split(".")[0] + ".flac")
         media.tool_output("ffmpeg", "-v", "error", "-i", source, "-c:a", "flac", target)
     else:
