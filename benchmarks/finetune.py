@@ -37,8 +37,13 @@ def build(catalog: Catalog, pack, tracks: int, seed: int = 0) -> None:
         scores = np.full(56, np.nan, np.float32)
         for tag in pack.covered:
             scores[vocabulary.TAG_INDEX[tag]] = rng.uniform(0, 0.4)
-        track = catalog.upsert_track(f"/music/{i:05d}.flac", size=1, mtime_ns=1,
-                                     artist=f"artist {i % 37}", album=f"album {i % 100}")
+        track = catalog.upsert_track(
+            f"/music/{i:05d}.flac",
+            size=1,
+            mtime_ns=1,
+            artist=f"artist {i % 37}",
+            album=f"album {i % 100}",
+        )
         catalog.put_prediction(track, pack.name, scores, embedding)
         for tag, direction in zip(REVIEWED_TAGS, directions, strict=True):
             catalog.set_decision(track, tag, "accept" if embedding @ direction > 0 else "reject")
