@@ -144,17 +144,7 @@ class Tagger:
         total = mel.shape[-1]
         if total < plan.frames:
             mel = torch.nn.functional.pad(mel, (0, plan.frames - total), value=float(mel.min()))
-            total = plan.frames
-        last = total - plan.frames
-        if plan.mode == "center":
-            starts = [last // 2]
-        elif plan.mode == "patches":
-            starts = list(range(0, last + 1, plan.hop_frames or plan.frames))
-        else:
-            # A short track gets no more segments than it takes to cover it once.
-            count = min(plan.count or 1, -(-total // plan.frames))
-            starts = sorted(set(np.linspace(0, last, count).round().astype(int)))
-        return torch.stack([mel[:, s : s + plan.frames] for s in starts])
+        return torch.stack([mel[:, s : s + plan.frames] for s in plan.starts(total)])
 
     # -- prediction -----------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -83,6 +84,27 @@ class Segmenting:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def starts(self, total_frames: int) -> list[int]:
+        """First frames of the segments of a track of ``total_frames`` frames, ascending.
+
+        ``center``: one, in the middle; ``patches``: every ``hop_frames`` (default: back to
+        back) while a whole segment fits; ``uniform``: ``count`` evenly spaced from the first
+        frame to the last whole segment, but no more than it takes to cover the track once
+        (duplicates dropped). A track shorter than a segment gets one segment at 0: the caller
+        pads it to ``frames`` (the app's ``Tagger`` and the trainer pad with the track's minimum).
+
+        >>> Segmenting("uniform", frames=200, count=5).starts(500)
+        [0, 150, 300]
+        """
+        total = max(int(total_frames), self.frames)
+        last = total - self.frames
+        if self.mode == "center":
+            return [last // 2]
+        if self.mode == "patches":
+            return list(range(0, last + 1, self.hop_frames or self.frames))
+        count = min(self.count or 1, -(-total // self.frames))
+        return sorted(set(np.linspace(0, last, count).round().astype(int).tolist()))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ network's input, with a target row. Training items are one crop per track and ep
 :func:`trainer.data.augment.crop_start`, with a mask row saying which targets are known (all of
 them for annotated tracks; the confident ones for pseudo-labelled tracks). Evaluation items are
 every segment of a track, cut exactly as the app's ``Tagger`` cuts them for the exported pack
-(:func:`segment_starts`), so validation scores are the pack's scores.
+(``Segmenting.starts``), so validation scores are the pack's scores.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class SegmentDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         arrays = [load_rows(path) for path in self.tracks[index]]
         frames = self.segmenting.frames
-        starts = segment_starts(arrays[0].shape[1], self.segmenting)
+        starts = self.segmenting.starts(arrays[0].shape[1])
         segments = np.stack(
             [np.concatenate([crop(array, s, frames) for array in arrays]) for s in starts]
         )
@@ -103,21 +103,10 @@ def load_rows(path: str | Path) -> np.ndarray:
 
 
 def segment_starts(n_frames: int, segmenting: Segmenting) -> list[int]:
-    """First frames of a track's segments, as ``moodlib.inference.Tagger.segments`` cuts them.
-
-    ``center``: one segment in the middle; ``patches``: every ``hop_frames`` (default: back to
-    back) while a whole segment fits; ``uniform``: ``count`` evenly spaced, but no more than it
-    takes to cover a short track once. A track shorter than a segment gives one segment at 0
-    (padded).
-    """
-    total = max(n_frames, segmenting.frames)
-    last = total - segmenting.frames
-    if segmenting.mode == "center":
-        return [last // 2]
-    if segmenting.mode == "patches":
-        return list(range(0, last + 1, segmenting.hop_frames or segmenting.frames))
-    count = min(segmenting.count or 1, -(-total // segmenting.frames))
-    return sorted(set(np.linspace(0, last, count).round().astype(int).tolist()))
+    """First frames of a track's segments: ``segmenting.starts``, the cut of the app's
+    ``moodlib.inference.Tagger.segments`` (a track shorter than a segment gives one segment at
+    0, which :func:`~trainer.data.augment.crop` pads)."""
+    return segmenting.starts(n_frames)
 
 
 def collate_segments(
