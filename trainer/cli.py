@@ -92,13 +92,26 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tracks", type=int, default=300, help="number of tracks (default 300)")
     parser.add_argument("--frames", type=int, default=1000, help="frames per track (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--difficulty",
+        choices=("realistic", "easy"),
+        default="realistic",
+        help="realistic: a narrow band per tag and MTG-Jamendo's imbalance (default); easy: a "
+        "broad band region per group of 7 tags, which a few CPU epochs learn",
+    )
     parser.set_defaults(run=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from trainer.data.synth import generate
 
-    dataset = generate(args.outdir, tracks=args.tracks, frames=args.frames, seed=args.seed)
+    dataset = generate(
+        args.outdir,
+        tracks=args.tracks,
+        frames=args.frames,
+        seed=args.seed,
+        difficulty=args.difficulty,
+    )
     print(f"split files: {dataset.split_dir}")
     print(f"mel-spectrograms: {dataset.mel_root}")
     return 0

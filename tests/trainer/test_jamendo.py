@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from moodlib.tags import FULL_NAMES, TAGS
 from trainer.cli import main
 from trainer.data import synth
+from trainer.data.augment import single_label
 from trainer.data.jamendo import (
     HEADER,
     SUBSETS,
@@ -271,6 +272,62 @@ def test_synthetic_tags_are_learnable_from_per_band_means(synthetic):
     assert learnt["PR-AUC-macro"] > 3 * prior["PR-AUC-macro"]
 
 
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    return synth.generate(
+        tmp_path_factory.mktemp("easy"), tracks=200, frames=256, seed=3, difficulty="easy"
+    )
+
+
+def test_easy_synthetic_data_has_the_layout_and_the_db_range(easy):
+    subsets = read_synthetic(easy)
+    values = np.stack([load_mel(mel_path(easy.mel_root, t.path)) for t in subsets["train"][:20]])
+
+    assert [len(subsets[s]) for s in SUBSETS] == [111, 42, 47]
+    assert values.shape == (20, 96, 256) and values.dtype == np.float32
+    assert -35 < values.mean() < -5
+    assert 10 < values.std() < 25
+
+
+def test_easy_synthetic_tags_are_nested_in_groups_with_moderate_imbalance(easy):
+    subsets = read_synthetic(easy)
+    for tracks in subsets.values():
+        matrix = tag_matrix(tracks).astype(bool)
+        assert matrix.any(axis=0).all() and matrix.any(axis=1).all()
+        # tag k is rank k // 8 of group k % 8: a track with a rank has every higher one
+        ranks = matrix.reshape(len(tracks), synth.EASY_RANKS, synth.EASY_GROUPS)
+        assert (ranks[:, :-1] <= ranks[:, 1:]).all()
+    train = tag_matrix(subsets["train"])
+    assert 3 < train.sum(axis=1).mean() < 8
+    per_rank = train.sum(axis=0).reshape(synth.EASY_RANKS, synth.EASY_GROUPS).mean(axis=1)
+    assert (np.diff(per_rank) > 0).all() and 2 < per_rank[-1] / per_rank[0] < 4
+
+
+def test_easy_synthetic_tags_survive_single_label_balancing(easy):
+    train = tag_matrix(read_synthetic(easy)["train"])
+
+    kept = single_label(train)
+
+    assert (kept.sum(axis=0) > 0).sum() >= 50
+
+
+def test_easy_synthetic_groups_are_their_band_regions(easy):
+    tracks = read_synthetic(easy)["validation"]
+    mels = np.stack([load_mel(mel_path(easy.mel_root, t.path)) for t in tracks])
+    bands = np.arange(96)
+    regions = np.stack([np.abs(bands - c) <= 3 for c in synth.EASY_REGION_CENTRES])
+    loudness = np.einsum("tbf,gb->tg", mels, regions) / regions.sum(axis=1)
+
+    scores = loudness[:, np.arange(56) % synth.EASY_GROUPS]
+
+    assert evaluate(tag_matrix(tracks), scores)["ROC-AUC-macro"] > 0.95
+
+
+def test_an_unknown_synthetic_difficulty_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        synth.generate(tmp_path, difficulty="hard")
+
+
 def test_cli_synth_writes_the_dataset(tmp_path, capsys):
     status = main(["synth", str(tmp_path), "--tracks", "100", "--frames", "32", "--seed", "1"])
 
@@ -278,6 +335,17 @@ def test_cli_synth_writes_the_dataset(tmp_path, capsys):
     assert "split-0" in capsys.readouterr().out
     tracks = read_split(split_file(tmp_path / "split-0", "validation"))
     assert load_mel(mel_path(tmp_path / "melspecs", tracks[0].path)).shape == (96, 32)
+
+
+def test_cli_synth_writes_the_easy_kind_on_request(tmp_path, easy):
+    arguments = ["synth", str(tmp_path), "--tracks", "200", "--frames", "256", "--seed", "3"]
+
+    assert main([*arguments, "--difficulty", "easy"]) == 0
+
+    track = read_synthetic(easy)["test"][0]
+    written = load_mel(mel_path(tmp_path / "melspecs", track.path))
+    assert np.array_equal(written, load_mel(mel_path(easy.mel_root, track.path)))
+    assert read_split(split_file(tmp_path / "split-0", "test"))[0] == track
 
 
 def test_too_few_synthetic_tracks_are_refused(tmp_path, capsys):
