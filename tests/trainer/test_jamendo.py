@@ -10,6 +10,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from moodlib.audio.frontend import MelFrontend
 from moodlib.tags import FULL_NAMES, TAGS
 from trainer.cli import main
 from trainer.data import synth
@@ -351,3 +352,24 @@ def test_cli_synth_writes_the_easy_kind_on_request(tmp_path, easy):
 def test_too_few_synthetic_tracks_are_refused(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--tracks", "20"]) == 1
     assert "at least 100 tracks" in capsys.readouterr().err
+
+
+def test_easy_audio_has_the_mel_bands_of_its_group_through_the_apps_frontend():
+    waveform = synth.easy_audio(3, seconds=10.0, seed=0)
+    mel = MelFrontend()(torch.from_numpy(waveform)[None])[0].numpy()
+
+    assert waveform.dtype == np.float32 and waveform.shape == (120_000,)
+    bands = np.arange(96)
+    tilt = 2.0 - 50.0 * bands / 95
+    region = np.exp(-0.5 * np.maximum(np.abs(bands - synth.EASY_REGION_CENTRES[3]) - 3, 0) ** 2)
+    phase = np.arange(mel.shape[1]) % 16  # 8 frames at full height, then 8 at half
+    full = mel[:, (phase >= 2) & (phase <= 5)].mean(axis=1) - (tilt + 40 * region)
+    half = mel[:, (phase >= 10) & (phase <= 13)].mean(axis=1) - (tilt + 20 * region)
+    assert np.abs(full).mean() < 1.0 and np.abs(full).max() < 4.0
+    assert np.abs(half).mean() < 1.0 and np.abs(half).max() < 4.0
+    assert -25 < mel.mean() < -15 and 15 < mel.std() < 22  # where the dataset's values are
+
+
+def test_easy_audio_refuses_a_group_that_does_not_exist():
+    with pytest.raises(ValueError, match=r"group must be in 0\.\.7"):
+        synth.easy_audio(8)

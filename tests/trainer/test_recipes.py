@@ -1,26 +1,43 @@
-"""Every shipped recipe, in its CPU-sized ``--short`` form, trains end to end on synthetic data.
+"""Every shipped recipe, in its CPU-sized ``--short`` form, trains end to end and learns.
 
-Each run goes through the whole trainer: the recipe's data pipeline, augmentations, loss,
-optimiser phases and schedule, strategy, validation every epoch, checkpoints, weight
-averaging, and the final scoring that fits ensemble weights and thresholds. The bar for the
-result is the tag prior: the run's validation PR-AUC-macro must be well above that of scoring
-every track with the training frequency of each tag. (On 26 validation tracks that bar is low:
-with one or two positives per tag, any ranking that is not constant lifts PR-AUC; the tests of
-each method, not these runs, check that the methods are right.)
+Each run goes through the whole trainer on ``moodlib-train synth`` data of the ``easy`` kind
+(tags marked by broad band regions, see :mod:`trainer.data.synth`; 111 training and 42
+validation tracks): the recipe's data pipeline, augmentations, loss, optimiser phases and
+schedule, strategy, validation every epoch, checkpoints, weight averaging, and the final
+scoring that fits ensemble weights and thresholds. The bar is learning, not the paper's
+numbers: every run must end with a validation ROC-AUC-macro of at least ``ROC_AUC_BAR`` (chance
+is 0.5) and a PR-AUC-macro of at least ``PR_AUC_TIMES_PRIOR`` times the mean tag prior (what
+scoring every track with the training frequency of each tag gets). The runs are deterministic
+(fixed seeds, torch on one thread); ``docs/trainer.md`` lists what each reaches. The tests of
+each method, not these runs, check that the methods follow their papers.
 """
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
+from sklearn.metrics import roc_auc_score
 
+from moodlib import config
+from moodlib.audio.decode import decode
+from moodlib.cli import main as moodlib_main
 from moodlib.inference import Tagger
+from moodlib.metadata import read_moods
 from moodlib.packs import load_pack
+from moodlib.tags import TAGS
 from trainer.cli import main
+from trainer.data import synth
 from trainer.recipe import load_recipe, recipe_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+ROC_AUC_BAR = 0.75
+PR_AUC_TIMES_PRIOR = 4.0
+AUDIO_ROC_AUC_BAR = 0.7
+HPCP_RECIPES = {"mirable2021_short_hpcp", "mirable2021_long_hpcp_noisy"}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +66,14 @@ def log_rows(run):
 
 
 @pytest.mark.parametrize("name", recipe_names())
-def test_recipe_trains_and_beats_the_tag_prior(name, trained, validation_prior):
+def test_recipe_learns_the_synthetic_tags(name, trained, validation_prior):
     recipe = load_recipe(name, short=True)
 
     run, result = trained(name)
 
-    assert result["metrics"]["validation"]["PR-AUC-macro"] > 1.5 * validation_prior
+    validation = result["metrics"]["validation"]
+    assert validation["ROC-AUC-macro"] >= ROC_AUC_BAR
+    assert validation["PR-AUC-macro"] >= PR_AUC_TIMES_PRIOR * validation_prior
     assert result["recipe"] == name
     assert result["paper"]["metrics"] == recipe.paper.metrics
     assert sum(result["ensemble"].values()) == pytest.approx(1.0)
@@ -89,7 +108,8 @@ def test_usc_switches_from_adam_to_sgd_at_the_phase_boundary(trained):
 
     phases = [(row["epoch"], row["phase"], float(row["lr"])) for row in log_rows(run)]
 
-    assert phases == [("1", "0", 3e-3), ("2", "0", 3e-3), ("3", "1", 1e-2)]
+    # [short]: Adam 3e-3 for 6 epochs, then SGD 1e-2 from the best weights.
+    assert phases == [(str(epoch), "0", 3e-3) for epoch in range(1, 7)] + [("7", "1", 1e-2)]
 
 
 def test_coteaching_trains_both_networks_and_weighs_them_on_validation(trained):
@@ -97,7 +117,8 @@ def test_coteaching_trains_both_networks_and_weighs_them_on_validation(trained):
 
     assert set(result["ensemble"]) == {"efficientnet_b0", "rexnet_100"}
     networks = [row["network"] for row in log_rows(run)]
-    assert networks.count("efficientnet_b0") == networks.count("rexnet_100") == 2
+    epochs = load_recipe("selab2021_coteaching", short=True).train.epochs
+    assert networks.count("efficientnet_b0") == networks.count("rexnet_100") == epochs
 
 
 def test_noisy_student_labels_the_unlabeled_tracks_and_exports_the_student(trained):
@@ -125,3 +146,56 @@ def test_an_hpcp_pack_tags_a_waveform_through_the_apps_frontend(trained, tmp_pat
     [prediction] = tagger.predict_waveforms([chord.astype(np.float32)])
     assert prediction.scores.shape == (56,) and np.isfinite(prediction.scores).all()
     assert pack.provenance["runs"][0]["paper"]["row"] == result["paper"]["row"]
+
+
+@pytest.fixture(scope="module")
+def group_library(tmp_path_factory):
+    """Eight 30-s WAV files (32-bit float: the shaped noise peaks above full scale), the i-th
+    sounding like an ``easy`` synthetic track of tag group i (see ``synth.easy_audio``)."""
+    folder = tmp_path_factory.mktemp("group-library")
+    for group in range(synth.EASY_GROUPS):
+        waveform = synth.easy_audio(group, seconds=30.0, seed=group)
+        sf.write(folder / f"group-{group}.wav", waveform, synth.SAMPLE_RATE, subtype="FLOAT")
+    return folder
+
+
+@pytest.mark.parametrize("name", recipe_names())
+def test_the_exported_pack_tags_audio_files_in_moodlib_scan(
+    name, trained, group_library, tmp_path, monkeypatch
+):
+    run, _ = trained(name)
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    music = shutil.copytree(group_library, tmp_path / "music")
+    report = tmp_path / "report.json"
+
+    assert main(["export", str(run), "--name", "synthetic"]) == 0
+    status = moodlib_main(
+        ["scan", str(music), "--pack", "synthetic", "--write", "--json", str(report)]
+    )
+
+    assert status == 0
+    entries = {entry["path"]: entry for entry in json.loads(report.read_text())["tracks"]}
+    tagger = Tagger(load_pack(config.packs_dir() / "synthetic"), device="cpu")
+    aucs = []
+    for group in range(synth.EASY_GROUPS):
+        path = music / f"group-{group}.wav"
+        entry = entries[str(path)]
+        # The scan's scores are the exported pack's on the part of the file it looks at
+        # (all of it, or the middle for a pack that scores one centred segment) ...
+        offset, duration = tagger.read_window(sf.info(path).duration)
+        waveform = decode(
+            path, sample_rate=tagger.sample_rate, offset_seconds=offset, duration_seconds=duration
+        )
+        [expected] = tagger.predict_waveforms([waveform])
+        assert entry["error"] is None
+        assert [entry["scores"][tag] for tag in TAGS] == pytest.approx(expected.scores, abs=1e-5)
+        # ... its decisions are written into the file ...
+        assert entry["tags"] == expected.tags
+        assert read_moods(path) == expected.tags
+        in_group = np.arange(len(TAGS)) % synth.EASY_GROUPS == group
+        aucs.append(roc_auc_score(in_group, expected.scores))
+    # ... and the group a file sounds like ranks its tags high. The HPCP recipes' second branch
+    # learnt from stand-ins folded from the synthetic mel bands; from audio the app computes
+    # real pitch-class profiles, which differ, so only their mel path is checked above.
+    if name not in HPCP_RECIPES:
+        assert np.mean(aucs) >= AUDIO_ROC_AUC_BAR, np.round(aucs, 2)

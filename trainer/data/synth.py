@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from moodlib.audio.frontend import MelFrontend, mel_frequencies
 from moodlib.tags import TAGS
 from trainer.data.jamendo import N_MELS, SUBSETS, Track, mel_path, split_file, write_split
 
@@ -215,3 +217,49 @@ def _render_easy(
         pulse = np.where((time + rng.integers(period)) % period < period / 2, 1.0, 0.5)
         added = np.maximum(added, bump_db * np.exp(-0.5 * distance**2) * pulse)
     return (mel + added).astype(np.float32)
+
+
+def easy_audio(
+    group: int, seconds: float = 30.0, seed: int = 0, bump_db: float | None = None
+) -> np.ndarray:
+    """A waveform (mono float32 at ``SAMPLE_RATE``) whose mel-spectrogram through the app's
+    default frontend looks like an ``easy`` track of one tag group: the spectral tilt, and the
+    group's band region ``bump_db`` higher, pulsing between full and half height every 8
+    frames. It is shaped noise: white noise filtered to the target band levels, corrected
+    against the frontend's own measurement three times (within about 1 dB per band), so a pack
+    trained on ``easy`` mel-spectrograms can be run on audio files through ``moodlib scan``.
+    """
+    if not 0 <= group < EASY_GROUPS:
+        raise ValueError(f"group must be in 0..{EASY_GROUPS - 1}, not {group}")
+    bump_db = BUMP_DB["easy"] if bump_db is None else bump_db
+    rng = np.random.default_rng(seed)
+    frontend = MelFrontend(sample_rate=SAMPLE_RATE, hop_length=HOP_LENGTH, n_mels=N_MELS)
+    samples = int(seconds * SAMPLE_RATE)
+    bands = np.arange(N_MELS)
+    tilt = 2.0 - 50.0 * bands / (N_MELS - 1)
+    distance = np.maximum(np.abs(bands - EASY_REGION_CENTRES[group]) - 3.0, 0.0)
+    region = np.exp(-0.5 * distance**2)
+    full = _shaped_noise(rng, frontend, samples, tilt + bump_db * region)
+    half = _shaped_noise(rng, frontend, samples, tilt + bump_db / 2 * region)
+    on = (np.arange(samples) // HOP_LENGTH) % 16 < 8
+    return np.where(on, full, half).astype(np.float32)
+
+
+def _shaped_noise(
+    rng: np.random.Generator, frontend: MelFrontend, samples: int, band_db: np.ndarray
+) -> np.ndarray:
+    """White noise whose mel bands have the mean levels ``band_db``.
+
+    The frontend's scale is ``20 * log10`` of mel *power*, so a band moves by twice the
+    amplitude gain in dB.
+    """
+    centres = mel_frequencies(n_mels=N_MELS + 2, f_min=0.0, f_max=SAMPLE_RATE / 2)[1:-1]
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    frequencies = np.fft.rfftfreq(samples, 1 / SAMPLE_RATE)
+    gain_db = np.interp(frequencies, centres, band_db) / 2
+    for _ in range(3):
+        noise = np.fft.irfft(spectrum * 10 ** (gain_db / 20), samples)
+        with torch.inference_mode():
+            mel = frontend(torch.from_numpy(noise.astype(np.float32))[None])[0].numpy()
+        gain_db += np.interp(frequencies, centres, band_db - mel.mean(axis=1)) / 2
+    return np.fft.irfft(spectrum * 10 ** (gain_db / 20), samples)
