@@ -335,3 +335,24 @@ def test_each_full_recipe_network_reads_its_crops_and_segments(name):
         with torch.no_grad():
             for frames in {recipe.data.crop_frames, recipe.data.segmenting.frames}:
                 assert model(torch.randn(1, rows, frames) - 30).shape == (1, 56)
+
+
+@pytest.mark.slow
+def test_the_training_throughput_benchmark_times_the_selab_step(tmp_path):
+    result = tmp_path / "throughput.json"
+    arguments = ["--device", "cpu", "--steps", "2", "--warmup", "1", "--batch-size", "4"]
+    arguments += ["--crop", "128", "--tracks", "100", "--workers", "0", "--json", str(result)]
+
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), *arguments],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+
+    measured = json.loads(result.read_text())
+    assert measured["recipe"] == "selab2021_coteaching"
+    assert measured["networks"] == ["efficientnet_b0", "rexnet_100"]
+    assert measured["crop"] == [96, 128] and measured["batch_size"] == 4
+    assert not measured["bf16_autocast"] and not measured["channels_last"]  # CPU: plain fp32
+    assert measured["loader_samples_per_s"] > 0 and measured["step_samples_per_s"] > 0
