@@ -99,6 +99,12 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         help="realistic: a narrow band per tag and MTG-Jamendo's imbalance (default); easy: a "
         "broad band region per group of 7 tags, which a few CPU epochs learn",
     )
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="write audio files (OUTDIR/audio/NN/ID.wav, easy kind) instead of "
+        "mel-spectrograms, for 'moodlib-train run --audio'",
+    )
     parser.set_defaults(run=_run_synth)
 
 
@@ -110,10 +116,14 @@ def _run_synth(args: argparse.Namespace) -> int:
         tracks=args.tracks,
         frames=args.frames,
         seed=args.seed,
-        difficulty=args.difficulty,
+        difficulty="easy" if args.audio else args.difficulty,
+        audio=args.audio,
     )
     print(f"split files: {dataset.split_dir}")
-    print(f"mel-spectrograms: {dataset.mel_root}")
+    if dataset.audio_root is not None:
+        print(f"audio: {dataset.audio_root}")
+    else:
+        print(f"mel-spectrograms: {dataset.mel_root}")
     return 0
 
 
@@ -199,6 +209,14 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", type=int, default=0, help="which split-N (default 0)")
     parser.add_argument(
+        "--audio",
+        type=Path,
+        metavar="AUDIO",
+        help="train on the audio files (AUDIO/PATH of each split line) through the recipe's "
+        "frontend instead of DATA's mel-spectrograms; computed once into DATA/audio-cache "
+        "(with --unlabeled, that folder holds audio files too)",
+    )
+    parser.add_argument(
         "--short", action="store_true", help="the recipe's CPU-sized [short] configuration"
     )
     parser.add_argument("--epochs", type=int, help="train this many epochs (cuts the schedule)")
@@ -254,6 +272,7 @@ def _run_options(args: argparse.Namespace, out: Path, resume: bool):
         split=args.split,
         unlabeled_dir=getattr(args, "unlabeled", None),
         stop_after=getattr(args, "stop_after", None),
+        audio_dir=args.audio,
     )
 
 

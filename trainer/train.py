@@ -63,6 +63,7 @@ from moodlib.audio.features import build_frontend
 from moodlib.inference import resolve_device
 from moodlib.models import build_model
 from trainer import TrainerError
+from trainer.data import audio_cache
 from trainer.data.augment import Augmentation, ClassAwareSampler, SpecAugment, single_label
 from trainer.data.jamendo import SUBSETS, Track, mel_path, read_split, split_file, tag_matrix
 from trainer.data.tracks import CropDataset, SegmentDataset, collate_segments
@@ -116,6 +117,10 @@ class RunOptions:
     tracks under the data folder that no split file lists)."""
     stop_after: int | None = None
     """End this session after this many epochs, as an interruption would (resume goes on)."""
+    audio_dir: Path | None = None
+    """Train on audio (``audio_dir / PATH`` of each split line) through the recipe's frontend,
+    cached under ``data_dir/audio-cache`` (:mod:`trainer.data.audio_cache`), instead of the
+    dataset's mel-spectrograms. ``unlabeled_dir`` is then a folder of audio files too."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,51 @@ def read_data(data_dir: Path, *, split: int, sources: Sequence[str]) -> Split:
             hint = " (moodlib-train hpcp computes it from the audio)" if source == "hpcp" else ""
             raise TrainerError(f"{data_dir / source}: the recipe reads this folder{hint}")
     return Split(root=data_dir, subsets=subsets, sources=tuple(sources))
+
+
+def _inputs_from_audio(
+    recipe: Recipe, options: RunOptions, processes: Processes, device: torch.device
+) -> tuple[Split, RunOptions]:
+    """The split with the recipe's inputs computed from ``options.audio_dir`` (rank 0 fills the
+    cache, every process then reads it), and the options with the unlabeled audio's cache."""
+    data_dir = Path(options.data_dir)
+    split_dir = data_dir / f"split-{options.split}"
+    subsets = {subset: read_split(split_file(split_dir, subset)) for subset in SUBSETS}
+    try:
+        modules = audio_cache.source_modules(recipe.frontend, recipe.data.inputs)
+    except audio_cache.AudioCacheError as error:
+        raise TrainerError(str(error)) from error
+    cache_root = data_dir / audio_cache.CACHE_DIR
+    listed = sorted({track.path for tracks in subsets.values() for track in tracks})
+    jobs = [(cache_root, Path(options.audio_dir), listed)]
+    unlabeled_root = None
+    if options.unlabeled_dir is not None:
+        unlabeled_root = cache_root / "unlabeled"
+        files = audio_cache.audio_files(options.unlabeled_dir)
+        jobs.append((unlabeled_root, Path(options.unlabeled_dir), files))
+    if processes.main:
+        for root, audio_root, paths in jobs:
+            log.info("%d audio files of %s to %s", len(paths), audio_root, ", ".join(modules))
+            _, report = audio_cache.cache_inputs(
+                root, audio_root, paths, modules, device=device,
+                workers=max(1, options.workers), progress=options.progress,
+            )  # fmt: skip
+            log.info("%d computed, %d cached before, %d failed", report.computed,
+                     report.reused, len(report.failed))  # fmt: skip
+            for line in report.failed:
+                log.warning("left out: %s", line)
+    processes.barrier()
+    sources = tuple(audio_cache.cache_folder(s, m) for s, m in modules.items())
+
+    def cached(path: str) -> bool:
+        return all(mel_path(cache_root / source, path).is_file() for source in sources)
+
+    kept = {subset: [t for t in tracks if cached(t.path)] for subset, tracks in subsets.items()}
+    empty = [subset for subset, tracks in kept.items() if not tracks]
+    if empty:
+        raise TrainerError(f"no track of {', '.join(empty)} could be read from {options.audio_dir}")
+    split = Split(root=cache_root, subsets=kept, sources=sources)
+    return split, dataclasses.replace(options, unlabeled_dir=unlabeled_root)
 
 
 def unlabeled_tracks(
@@ -528,7 +578,12 @@ def run(recipe: Recipe, options: RunOptions) -> RunResult:
     run_dir = Path(options.out_dir)
     try:
         _prepare_run_dir(recipe, run_dir, options.resume, processes)
-        split = read_data(Path(options.data_dir), split=options.split, sources=recipe.data.inputs)
+        if options.audio_dir is None:
+            split = read_data(
+                Path(options.data_dir), split=options.split, sources=recipe.data.inputs
+            )
+        else:
+            split, options = _inputs_from_audio(recipe, options, processes, device)
         seed_everything(recipe.train.seed + processes.rank)
         runlog = RunLog(run_dir, enabled=processes.main)
         context = Context(

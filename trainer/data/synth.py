@@ -42,10 +42,12 @@ it).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from moodlib.audio.frontend import MelFrontend, mel_frequencies
@@ -81,6 +83,9 @@ class SyntheticDataset:
     root: Path
     split_dir: Path
     mel_root: Path
+    """``root/melspecs``; not written when the dataset is audio."""
+    audio_root: Path | None = None
+    """``root/audio`` when the dataset is audio (``generate(audio=True)``), else None."""
 
 
 def generate(
@@ -91,8 +96,13 @@ def generate(
     seed: int = 0,
     bump_db: float | None = None,
     difficulty: str = "realistic",
+    audio: bool = False,
 ) -> SyntheticDataset:
     """Write a synthetic dataset of ``tracks`` mel-spectrograms of ``frames`` frames to ``outdir``.
+
+    ``audio``: write audio files instead (``easy`` only): ``outdir/audio/NN/ID.wav``, 32-bit
+    float WAV at 12 kHz, ``frames`` frames long, each :func:`easy_audio` of the track's groups,
+    for training through the app's frontend (``moodlib-train run --audio``).
 
     ``difficulty``: ``realistic`` (a narrow band per tag, 15-fold imbalance) or ``easy`` (a
     broad band region per group of tags, moderate imbalance), see the module's description;
@@ -105,11 +115,14 @@ def generate(
         raise ValueError(f"at least {MIN_TRACKS} tracks are needed for every tag in every subset")
     if frames < 1:
         raise ValueError(f"frames must be positive, not {frames}")
+    if audio and difficulty != "easy":
+        raise ValueError("audio datasets are of the easy kind only")
     bump_db = BUMP_DB[difficulty] if bump_db is None else bump_db
     rng = np.random.default_rng(seed)
     root = Path(outdir)
     split_dir = root / "split-0"
     mel_root = root / "melspecs"
+    audio_root = root / "audio"
     split_dir.mkdir(parents=True, exist_ok=True)
 
     track_ids = np.sort(rng.choice(np.arange(1, 1_500_000), size=tracks, replace=False))
@@ -127,17 +140,28 @@ def generate(
                 track_id=f"track_{track_id:07d}",
                 artist_id=f"artist_{index // 8:06d}",
                 album_id=f"album_{index // 4:06d}",
-                path=f"{track_id % 100:02d}/{track_id}.mp3",
+                path=f"{track_id % 100:02d}/{track_id}.{'wav' if audio else 'mp3'}",
                 duration=duration,
                 tags=tuple(TAGS[k] for k in np.flatnonzero(labels[index])),
             )
-            mel = render(rng, labels[index], time, bump_db)
-            destination = mel_path(mel_root, track.path)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            np.save(destination, mel, allow_pickle=False)
+            if audio:
+                groups = sorted({int(k) % EASY_GROUPS for k in np.flatnonzero(labels[index])})
+                waveform = easy_audio(
+                    groups, seconds=duration, seed=int(rng.integers(2**32)), bump_db=bump_db
+                )
+                destination = audio_root / track.path
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(destination, waveform, SAMPLE_RATE, subtype="FLOAT")
+            else:
+                mel = render(rng, labels[index], time, bump_db)
+                destination = mel_path(mel_root, track.path)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                np.save(destination, mel, allow_pickle=False)
             rows.append(track)
         write_split(split_file(split_dir, subset), rows)
-    return SyntheticDataset(root=root, split_dir=split_dir, mel_root=mel_root)
+    return SyntheticDataset(
+        root=root, split_dir=split_dir, mel_root=mel_root, audio_root=audio_root if audio else None
+    )
 
 
 def _draw_labels(rng: np.random.Generator, bounds: np.ndarray) -> np.ndarray:
@@ -220,16 +244,20 @@ def _render_easy(
 
 
 def easy_audio(
-    group: int, seconds: float = 30.0, seed: int = 0, bump_db: float | None = None
+    group: int | Sequence[int],
+    seconds: float = 30.0,
+    seed: int = 0,
+    bump_db: float | None = None,
 ) -> np.ndarray:
     """A waveform (mono float32 at ``SAMPLE_RATE``) whose mel-spectrogram through the app's
-    default frontend looks like an ``easy`` track of one tag group: the spectral tilt, and the
-    group's band region ``bump_db`` higher, pulsing between full and half height every 8
+    default frontend looks like an ``easy`` track of one or more tag groups: the spectral tilt,
+    and each group's band region ``bump_db`` higher, pulsing between full and half height every 8
     frames. It is shaped noise: white noise filtered to the target band levels, corrected
     against the frontend's own measurement three times (within about 1 dB per band), so a pack
     trained on ``easy`` mel-spectrograms can be run on audio files through ``moodlib scan``.
     """
-    if not 0 <= group < EASY_GROUPS:
+    groups = [group] if isinstance(group, int) else list(group)
+    if not groups or not all(0 <= g < EASY_GROUPS for g in groups):
         raise ValueError(f"group must be in 0..{EASY_GROUPS - 1}, not {group}")
     bump_db = BUMP_DB["easy"] if bump_db is None else bump_db
     rng = np.random.default_rng(seed)
@@ -237,8 +265,8 @@ def easy_audio(
     samples = int(seconds * SAMPLE_RATE)
     bands = np.arange(N_MELS)
     tilt = 2.0 - 50.0 * bands / (N_MELS - 1)
-    distance = np.maximum(np.abs(bands - EASY_REGION_CENTRES[group]) - 3.0, 0.0)
-    region = np.exp(-0.5 * distance**2)
+    distance = np.abs(bands[:, None] - EASY_REGION_CENTRES[groups]).min(axis=1)
+    region = np.exp(-0.5 * np.maximum(distance - 3.0, 0.0) ** 2)
     full = _shaped_noise(rng, frontend, samples, tilt + bump_db * region)
     half = _shaped_noise(rng, frontend, samples, tilt + bump_db / 2 * region)
     on = (np.arange(samples) // HOP_LENGTH) % 16 < 8
