@@ -394,7 +394,7 @@ def _run_hpcp(args: argparse.Namespace) -> int:
     for line in report.failed:
         print(f"{PROG} hpcp: skipped {line}", file=sys.stderr)
     print(
-        f"HPCP written: {report.written}, already there: {report.skipped}, failed: "
+        f"HPCP written: {report.computed}, already there: {report.reused}, failed: "
         f"{len(report.failed)}"
     )
     return 1 if report.failed else 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,15 +84,19 @@ def cache_inputs(
     device: torch.device | str = "cpu",
     workers: int = 2,
     progress: bool = True,
+    folders: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], CacheReport]:
     """Compute what is missing of every source for the audio files ``audio_root / path``.
 
     Returns the source folders under ``cache_root`` (in the order of ``modules``) and a report.
-    ``workers`` threads decode ahead while the modules run on ``device``.
+    ``workers`` threads decode ahead while the modules run on ``device``. ``folders``: the
+    folder of each source (default :func:`cache_folder`, named by its configuration).
     """
     cache_root, audio_root = Path(cache_root), Path(audio_root)
     device = torch.device(device)
-    folders = {source: cache_folder(source, module) for source, module in modules.items()}
+    if folders is None:
+        folders = {source: cache_folder(source, module) for source, module in modules.items()}
+    folders = {source: folders[source] for source in modules}
     for source, folder in folders.items():
         (cache_root / folder).mkdir(parents=True, exist_ok=True)
         config = cache_root / folder / "config.json"
@@ -108,7 +112,9 @@ def cache_inputs(
             report.reused += 1
         else:
             pending.append((path, targets))
-    bar = tqdm(total=len(pending), desc="audio to inputs", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(pending), desc=", ".join(modules), disable=not progress, dynamic_ncols=True
+    )
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for (_, targets), decoded in zip(
             pending, _decode_ahead(pool, audio_root, pending, sample_rate, workers), strict=True

@@ -5,33 +5,20 @@ mel-spectrograms but no HPCPs, so :func:`write_hpcp` computes them once from the
 :class:`moodlib.audio.features.HPCP` (12 kHz, hop 256: frame ``t`` lines up with mel frame
 ``t``, as the app's frontend stacks them) and writes ``DATA/hpcp/NN/ID.npy``, float32
 ``(12, frames)``, the layout the trainer reads (``[data] inputs = ["melspecs", "hpcp"]``).
+It is :func:`trainer.data.audio_cache.cache_inputs` with the folder named ``hpcp``; a run with
+``--audio`` computes the same into its cache by itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from moodlib.audio.decode import DecodeError, decode
 from moodlib.audio.features import HPCP
-from trainer.data.jamendo import SUBSETS, mel_path, read_split, split_file
+from trainer.data.audio_cache import CacheReport, cache_inputs
+from trainer.data.jamendo import SUBSETS, read_split, split_file
 
 SOURCE = "hpcp"
-
-
-@dataclass
-class HpcpReport:
-    written: int = 0
-    skipped: int = 0
-    """Already there."""
-    failed: list[str] = field(default_factory=list)
-    """One line per track whose audio could not be read: the file and the reason."""
 
 
 def write_hpcp(
@@ -41,7 +28,8 @@ def write_hpcp(
     split: int = 0,
     config: dict[str, Any] | None = None,
     progress: bool = True,
-) -> HpcpReport:
+    workers: int = 2,
+) -> CacheReport:
     """Compute the HPCP of every track of ``split`` from ``audio_dir`` into ``data_dir/hpcp``.
 
     Parameters
@@ -55,37 +43,23 @@ def write_hpcp(
     config
         :class:`~moodlib.audio.features.HPCP` keywords (default: its defaults, aligned with the
         dataset's mel frames).
+    workers
+        Decoding threads.
 
-    Tracks whose file exists are skipped, so an interrupted run continues; a track whose audio
-    cannot be decoded is reported and the others go on.
+    Tracks whose file is newer than their audio are skipped, so an interrupted run continues;
+    a track whose audio cannot be decoded is reported and the others go on.
     """
-    data_dir, audio_dir = Path(data_dir), Path(audio_dir)
-    hpcp = HPCP(**(config or {})).eval()
-    report = HpcpReport()
-    tracks = [
-        track
-        for subset in SUBSETS
-        for track in read_split(split_file(data_dir / f"split-{split}", subset))
-    ]
-    for track in _progress(tracks, progress):
-        destination = mel_path(data_dir / SOURCE, track.path)
-        if destination.exists():
-            report.skipped += 1
-            continue
-        try:
-            waveform = decode(audio_dir / track.path, sample_rate=hpcp.sample_rate)
-        except DecodeError as error:
-            report.failed.append(str(error))
-            continue
-        with torch.inference_mode():
-            profile = hpcp(torch.from_numpy(waveform)[None])[0].numpy()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.with_suffix(".tmp.npy")
-        np.save(temporary, profile.astype(np.float32), allow_pickle=False)
-        temporary.replace(destination)
-        report.written += 1
+    data_dir = Path(data_dir)
+    paths = sorted(
+        {
+            track.path
+            for subset in SUBSETS
+            for track in read_split(split_file(data_dir / f"split-{split}", subset))
+        }
+    )
+    modules = {SOURCE: HPCP(**(config or {})).eval()}
+    _, report = cache_inputs(
+        data_dir, audio_dir, paths, modules, workers=workers, progress=progress,
+        folders={SOURCE: SOURCE},
+    )  # fmt: skip
     return report
-
-
-def _progress(tracks: list, enabled: bool) -> Iterable:
-    return tqdm(tracks, desc="HPCP", disable=not enabled, dynamic_ncols=True)
