@@ -118,7 +118,7 @@ def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report,
     segment_seconds = tagger.pack.segmenting.frames * seconds_per_frame
     segments = [
         (audio.offset_seconds + start * seconds_per_frame, segment_seconds)
-        for start in segment_starts(tagger, mel.shape[1])
+        for start in tagger.pack.segmenting.starts(mel.shape[1])
     ]
     return Preview(
         path=path,
@@ -132,13 +132,6 @@ def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report,
         level_label="dB" if frontend["scale"] == "essentia_db" else "log(1 + C·mel)",
         segments=segments,
     )
-
-
-def segment_starts(tagger: Tagger, frames: int) -> list[int]:
-    """The first frame of each segment ``tagger`` cuts from a mel of ``frames`` frames: its
-    own ``segments`` applied to a one-band "mel" whose values are the frame numbers."""
-    index = torch.arange(frames, dtype=torch.float32).unsqueeze(0)
-    return [int(segment[0, 0]) for segment in tagger.segments(index)]
 
 
 def mel_band_frequencies(frontend: dict) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The official split files, the mel-spectrogram dataset and the synthetic look-alike."""
+"""Split files, mel-spectrogram files, the datasets runs read, and the synthetic look-alike."""
 
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from moodlib.audio.frontend import MelFrontend
+from moodlib.packs import Segmenting
 from moodlib.tags import FULL_NAMES, TAGS
 from trainer.cli import main
 from trainer.data import synth
@@ -19,17 +20,16 @@ from trainer.data.jamendo import (
     HEADER,
     SUBSETS,
     DatasetError,
-    MelDataset,
     Track,
     load_mel,
     mel_path,
     read_split,
-    segment_starts,
     split_file,
     tag_counts,
     tag_matrix,
     write_split,
 )
+from trainer.data.tracks import CropDataset, SegmentDataset
 from trainer.metrics import evaluate, frequency_groups
 
 OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mtg-jamendo"
@@ -125,8 +125,8 @@ def test_a_missing_split_file_is_a_dataset_error(tmp_path):
 
 
 def test_segment_starts_span_the_track_evenly():
-    assert segment_starts(1000, 100, 4).tolist() == [0, 300, 600, 900]
-    assert segment_starts(50, 100, 3).tolist() == [0, 0, 0]
+    assert Segmenting("uniform", frames=100, count=4).starts(1000) == [0, 300, 600, 900]
+    assert Segmenting("uniform", frames=100, count=3).starts(50) == [0]
 
 
 @pytest.fixture
@@ -144,14 +144,19 @@ def mel_tracks(tmp_path):
     return tracks, tmp_path
 
 
+def crop_dataset(tracks, root, *, crop_frames):
+    inputs = [(mel_path(root, t.path),) for t in tracks]
+    return CropDataset(inputs, tag_matrix(tracks), crop_frames=crop_frames)
+
+
 def test_training_items_are_random_contiguous_crops(mel_tracks):
     tracks, root = mel_tracks
-    dataset = MelDataset(tracks, root, crop_frames=128)
+    dataset = crop_dataset(tracks, root, crop_frames=128)
     torch.manual_seed(0)
 
     starts = set()
     for _ in range(20):
-        crop, tags = dataset[0]
+        crop, tags, _ = dataset[0]
         assert crop.shape == (96, 128) and crop.dtype == torch.float32
         start = int(crop[0, 0])
         assert 0 <= start <= 500 - 128
@@ -166,7 +171,11 @@ def test_training_items_are_random_contiguous_crops(mel_tracks):
 
 def test_evaluation_items_are_evenly_spaced_segments(mel_tracks):
     tracks, root = mel_tracks
-    dataset = MelDataset(tracks, root, crop_frames=100, eval_segments=5)
+    dataset = SegmentDataset(
+        [(mel_path(root, t.path),) for t in tracks],
+        tag_matrix(tracks),
+        segmenting=Segmenting("uniform", frames=100, count=5),
+    )
 
     segments, tags = dataset[0]
 
@@ -177,9 +186,9 @@ def test_evaluation_items_are_evenly_spaced_segments(mel_tracks):
 
 def test_a_track_shorter_than_the_crop_is_padded_with_its_minimum(mel_tracks):
     tracks, root = mel_tracks
-    dataset = MelDataset(tracks, root, crop_frames=100)
+    dataset = crop_dataset(tracks, root, crop_frames=100)
 
-    crop, _ = dataset[1]
+    crop, _, _ = dataset[1]
 
     assert crop.shape == (96, 100)
     assert crop[5, 59].item() == 5059

@@ -17,7 +17,6 @@ from moodlib.inference import Tagger
 from moodlib.packs import Segmenting, load_pack
 from trainer.cli import main
 from trainer.data.jamendo import mel_path, read_split, split_file
-from trainer.data.tracks import segment_starts
 from trainer.ensemble import combine
 from trainer.recipe import (
     PhaseSpec,
@@ -130,18 +129,18 @@ def test_unknown_recipes_and_bad_values_are_refused(tmp_path):
 
 
 def test_evaluation_segments_are_cut_as_the_tagger_cuts_them():
-    assert segment_starts(1000, Segmenting("uniform", frames=200, count=5)) == [
+    assert Segmenting("uniform", frames=200, count=5).starts(1000) == [
         0,
         200,
         400,
         600,
         800,
     ]
-    assert segment_starts(100, Segmenting("uniform", frames=200, count=5)) == [0]
+    assert Segmenting("uniform", frames=200, count=5).starts(100) == [0]
     # No more segments than it takes to cover a short track once.
-    assert segment_starts(500, Segmenting("uniform", frames=200, count=5)) == [0, 150, 300]
-    assert segment_starts(1000, Segmenting("center", frames=200)) == [400]
-    assert segment_starts(1000, Segmenting("patches", frames=300)) == [0, 300, 600]
+    assert Segmenting("uniform", frames=200, count=5).starts(500) == [0, 150, 300]
+    assert Segmenting("center", frames=200).starts(1000) == [400]
+    assert Segmenting("patches", frames=300).starts(1000) == [0, 300, 600]
 
 
 def test_unlabeled_tracks_default_to_unlisted_files_then_to_the_training_tracks(

@@ -1,4 +1,4 @@
-"""The official MTG-Jamendo mood/theme split: TSV files, the tag matrix, mel-spectrogram datasets.
+"""The official MTG-Jamendo mood/theme split: TSV files, the tag matrix, mel-spectrogram files.
 
 A split file (``split-0/autotagging_moodtheme-train.tsv``) is tab-separated with the header
 ``TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS`` and one track per line; from the sixth column
@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from moodlib.tags import FULL_NAMES, TAG_INDEX, TAGS, short_name
 from trainer import TrainerError
@@ -114,65 +112,6 @@ def load_mel(path: str | Path) -> np.ndarray:
     if mel.ndim != 2 or mel.shape[0] != N_MELS or mel.shape[1] == 0:
         raise DatasetError(f"{path}: expected {N_MELS} mel bands x frames, found {mel.shape}")
     return mel
-
-
-def segment_starts(n_frames: int, crop_frames: int, segments: int) -> np.ndarray:
-    """First frames of ``segments`` crops spread evenly from the start to the end of a track."""
-    last = max(n_frames - crop_frames, 0)
-    return np.linspace(0, last, segments).round().astype(np.int64)
-
-
-class MelDataset(Dataset):
-    """Mel-spectrogram crops of a split's tracks with their multi-hot tags.
-
-    Training (``eval_segments=None``): each item is one crop of ``crop_frames`` at a random
-    position (torch's random generator, which ``DataLoader`` seeds per worker) and the tags:
-    ``(mel (96, crop_frames), tags (56,))``.
-
-    Evaluation (``eval_segments=N``): each item is ``N`` crops at evenly spaced positions,
-    ``(segments (N, 96, crop_frames), tags (56,))``; a model's track score is the mean of its
-    segment scores.
-
-    A track shorter than ``crop_frames`` is padded at the end with its own minimum (its
-    quietest value). Values are float32 dB as stored.
-    """
-
-    def __init__(
-        self,
-        tracks: Sequence[Track],
-        mel_root: str | Path,
-        *,
-        crop_frames: int,
-        eval_segments: int | None = None,
-    ) -> None:
-        if crop_frames < 1:
-            raise ValueError(f"crop_frames must be positive, not {crop_frames}")
-        if eval_segments is not None and eval_segments < 1:
-            raise ValueError(f"eval_segments must be positive, not {eval_segments}")
-        self.tracks = list(tracks)
-        self.mel_root = Path(mel_root)
-        self.crop_frames = crop_frames
-        self.eval_segments = eval_segments
-        self.tags = tag_matrix(self.tracks)
-
-    def __len__(self) -> int:
-        return len(self.tracks)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mel = load_mel(mel_path(self.mel_root, self.tracks[index].path))
-        if mel.shape[1] < self.crop_frames:
-            padding = ((0, 0), (0, self.crop_frames - mel.shape[1]))
-            mel = np.pad(mel, padding, constant_values=float(mel.min()))
-        if self.eval_segments is None:
-            last = mel.shape[1] - self.crop_frames
-            starts = torch.randint(0, last + 1, (1,)).numpy()
-        else:
-            starts = segment_starts(mel.shape[1], self.crop_frames, self.eval_segments)
-        crops = np.stack([mel[:, start : start + self.crop_frames] for start in starts])
-        crops = torch.from_numpy(crops.astype(np.float32, copy=False))
-        if self.eval_segments is None:
-            crops = crops[0]
-        return crops, torch.from_numpy(self.tags[index])
 
 
 def _parse_track(line: str, where: str) -> Track:

@@ -102,13 +102,6 @@ def load_rows(path: str | Path) -> np.ndarray:
     return array
 
 
-def segment_starts(n_frames: int, segmenting: Segmenting) -> list[int]:
-    """First frames of a track's segments: ``segmenting.starts``, the cut of the app's
-    ``moodlib.inference.Tagger.segments`` (a track shorter than a segment gives one segment at
-    0, which :func:`~trainer.data.augment.crop` pads)."""
-    return segmenting.starts(n_frames)
-
-
 def collate_segments(
     items: Sequence[tuple[torch.Tensor, torch.Tensor]],
 ) -> tuple[torch.Tensor, list[int], torch.Tensor]:
