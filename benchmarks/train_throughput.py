@@ -36,10 +36,17 @@ from trainer.data import synth
 from trainer.data.augment import single_label
 from trainer.data.jamendo import mel_path, read_split, split_file, tag_matrix
 from trainer.data.tracks import CropDataset
-from trainer.recipe import load_recipe, network_spec
+from trainer.recipe import load_recipe
 from trainer.strategies.coteaching import coteaching_step
 from trainer.strategies.standard import standard_step
-from trainer.train import Processes, build_augmentation, build_loss, build_network, make_optimizer
+from trainer.train import (
+    Processes,
+    build_augmentation,
+    build_loss,
+    build_network,
+    make_optimizer,
+    stage_networks,
+)
 
 
 def main() -> None:
@@ -62,9 +69,7 @@ def main() -> None:
     batch_size = args.batch_size or recipe.data.batch_size
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    specs = [recipe.model]
-    if recipe.strategy.name == "coteaching":
-        specs.append(network_spec(recipe.strategy.params["peer"], default_name="peer"))
+    specs = stage_networks(recipe)
     networks = [build_network(spec, device, Processes()) for spec in specs]
     for network in networks:
         if args.no_channels_last:

@@ -9,9 +9,8 @@ tracks whose file is unchanged and already has a prediction from the pack are sk
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from moodlib.audio.decode import AudioInfo, DecodeError, decode, probe
 from moodlib.inference import Tagger, TrackPrediction
 from moodlib.library.catalog import Catalog
 from moodlib.library.scanner import FoundFile, display_tags, find_audio_files
+from moodlib.prefetch import read_ahead
 
 
 @dataclass
@@ -179,21 +179,7 @@ def _decode_ahead(
     cancel: threading.Event | None,
 ):
     """Yield decoded files in order, keeping up to ``ahead`` decodes in flight."""
-    pending: deque[Future[_Decoded]] = deque()
-    items = iter(todo)
-    while True:
-        while len(pending) < ahead and not (cancel and cancel.is_set()):
-            item = next(items, None)
-            if item is None:
-                break
-            pending.append(pool.submit(_decode_one, item, tagger))
-        if not pending:
-            return
-        if cancel and cancel.is_set():
-            for future in pending:
-                future.cancel()
-            return
-        yield pending.popleft().result()
+    return read_ahead(pool, lambda item: _decode_one(item, tagger), todo, ahead, cancel)
 
 
 def _decode_one(item: FoundFile, tagger: Tagger) -> _Decoded:

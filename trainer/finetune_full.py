@@ -71,6 +71,7 @@ from moodlib.library.catalog import Catalog
 from moodlib.packs import Pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import read_track
+from moodlib.prefetch import read_ahead
 from trainer.data.augment import Augmentation, SpecAugment, crop, crop_start
 from trainer.finetune import (
     MIN_LABELS_PER_CLASS,
@@ -286,7 +287,8 @@ def _decode_all(
     _report(progress, "decoding", 0.0)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
     try:
-        for index, decoded in enumerate(pool.map(decode, paths)):
+        # A few files ahead, not the whole library: decoded audio is large.
+        for index, decoded in enumerate(read_ahead(pool, decode, paths, 2 * max(1, workers))):
             _check(cancel)
             if isinstance(decoded, str):
                 unreadable[paths[index]] = decoded

@@ -660,11 +660,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _single_stage(context: Context) -> dict[str, tuple[NetworkSpec, StateDict]] | None:
-    recipe = context.recipe
+def stage_networks(recipe: Recipe) -> list[NetworkSpec]:
+    """The networks a one-stage recipe trains: its model, and co-teaching's peer."""
     specs = [recipe.model]
     if recipe.strategy.name == "coteaching":
         specs.append(network_spec(recipe.strategy.params["peer"], default_name="peer"))
+    return specs
+
+
+def _single_stage(context: Context) -> dict[str, tuple[NetworkSpec, StateDict]] | None:
+    recipe = context.recipe
+    specs = stage_networks(recipe)
     targets = context.split.targets("train")
     if recipe.data.balancing == "single_label":
         targets = single_label(targets, context.train_counts)

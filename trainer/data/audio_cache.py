@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from tqdm import tqdm
 from moodlib.audio.decode import AUDIO_EXTENSIONS, DecodeError, decode
 from moodlib.audio.features import HPCP
 from moodlib.audio.frontend import MelFrontend
+from moodlib.prefetch import read_ahead
 from trainer.data.jamendo import mel_path
 
 CACHE_DIR = "audio-cache"
@@ -116,9 +117,10 @@ def cache_inputs(
         total=len(pending), desc=", ".join(modules), disable=not progress, dynamic_ncols=True
     )
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for (_, targets), decoded in zip(
-            pending, _decode_ahead(pool, audio_root, pending, sample_rate, workers), strict=True
-        ):
+        decoded_files = read_ahead(
+            pool, _decoder(audio_root, sample_rate), [path for path, _ in pending], workers + 1
+        )
+        for (_, targets), decoded in zip(pending, decoded_files, strict=True):
             bar.update()
             if isinstance(decoded, DecodeError):
                 report.failed.append(str(decoded))
@@ -150,28 +152,14 @@ def _fresh(targets: list[Path], audio: Path) -> bool:
         return False
 
 
-def _decode_ahead(
-    pool: ThreadPoolExecutor,
-    audio_root: Path,
-    pending: list[tuple[str, list[Path]]],
-    sample_rate: int,
-    depth: int,
-) -> Iterator[np.ndarray | DecodeError]:
-    """Decoded waveforms (or their errors) in order, ``depth`` files ahead."""
-
+def _decoder(audio_root: Path, sample_rate: int):
     def read(path: str) -> np.ndarray | DecodeError:
         try:
             return decode(audio_root / path, sample_rate=sample_rate)
         except DecodeError as error:
             return error
 
-    futures = [pool.submit(read, path) for path, _ in pending[: depth + 1]]
-    for index in range(len(pending)):
-        following = index + depth + 1
-        if following < len(pending):
-            futures.append(pool.submit(read, pending[following][0]))
-        yield futures[index].result()
-        futures[index] = None  # type: ignore[call-overload]  # let the waveform go
+    return read
 
 
 def _save(destination: Path, array: np.ndarray) -> None:
