@@ -41,6 +41,7 @@ from trainer.strategies.coteaching import coteaching_step
 from trainer.strategies.standard import standard_step
 from trainer.train import (
     Processes,
+    autocast_for,
     build_augmentation,
     build_loss,
     build_network,
@@ -76,9 +77,7 @@ def main() -> None:
             network.module.to(memory_format=torch.contiguous_format)
         network.optimizer = make_optimizer(recipe.optim[0], network.module.parameters())
         network.trainable.train()
-    autocast = None
-    if device.type == "cuda" and not args.no_autocast:
-        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    autocast = None if args.no_autocast else autocast_for(device)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = synth.generate(Path(tmp), tracks=args.tracks, frames=crop + 40, seed=0)

@@ -292,7 +292,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     try:
         if args.models_command == "list":
             active = config.active_pack_name()
-            for pack in store.list():
+            for name, pack in store.list():
+                if isinstance(pack, PackError):
+                    print(f"! {name:<20} unreadable: {pack.reason}")
+                    continue
                 mark = "*" if pack.name == active else " "
                 origin = "shipped" if pack.builtin else "installed"
                 members = "+".join(m.architecture for m in pack.members)

@@ -77,9 +77,16 @@ class PackStore:
     def names(self) -> list[str]:
         return [folder.name for folder, _ in self._folders()]
 
-    def list(self, *, verify: bool = False) -> list[Pack]:
-        """Every installed pack (shipped first); unreadable ones are skipped by ``names``."""
-        return [load_pack(folder, verify=verify, builtin=b) for folder, b in self._folders()]
+    def list(self, *, verify: bool = False) -> list[tuple[str, Pack | PackError]]:
+        """Every installed pack by folder name (shipped first): the pack, or why it cannot be
+        read, so that one broken pack does not hide the others."""
+        entries: list[tuple[str, Pack | PackError]] = []
+        for folder, builtin in self._folders():
+            try:
+                entries.append((folder.name, load_pack(folder, verify=verify, builtin=builtin)))
+            except PackError as error:
+                entries.append((folder.name, error))
+        return entries
 
     def get(self, name: str, *, verify: bool = True) -> Pack:
         for folder, builtin in self._folders():

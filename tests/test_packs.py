@@ -129,3 +129,21 @@ def test_remove_deletes_a_user_pack_but_never_a_shipped_one(tmp_path) -> None:
         store.remove("base")
     store.remove("mine")
     assert store.names() == ["base"]
+
+
+def test_models_list_shows_a_broken_pack_beside_the_readable_ones(tmp_path, monkeypatch, capsys):
+    from moodlib.cli import main
+
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    broken = tmp_path / "home" / "packs" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "manifest.json").write_text("{ not json")
+
+    assert main(["models", "list"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("* starter ") for line in lines)  # the shipped pack, active
+    [line] = [line for line in lines if "broken" in line]
+    assert line.startswith("! broken") and "unreadable:" in line
+    entries = dict(PackStore(tmp_path / "home" / "packs").list())
+    assert isinstance(entries["broken"], PackError) and entries["starter"].name == "starter"

@@ -130,11 +130,9 @@ class ModelsDialog(QDialog):
         self.packs.clear()
         active = config.active_pack_name()
         store = PackStore()
-        for name in store.names():
-            try:
-                pack = store.get(name, verify=False)
-            except PackError as error:
-                item = QListWidgetItem(f"{name}  (unreadable: {error.reason})")
+        for name, pack in store.list():
+            if isinstance(pack, PackError):
+                item = QListWidgetItem(f"{name}  (unreadable: {pack.reason})")
                 item.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.packs.addItem(item)
                 continue
