@@ -23,9 +23,9 @@ A pack is a folder holding ``manifest.json`` and one ``.safetensors`` file per m
 Every file named in ``files`` is verified against its sha256 when the pack is loaded.
 
 A personal pack (made by the fine-tuner from a user's review decisions) adds a ``head``:
-``{"weights": "personal_head.safetensors", "tags": [...]}``, a linear layer on the embedding member's
-pooled embedding whose output is added to the logit of the pack's score for each listed tag
-(the score itself for tags the base pack does not cover).
+``{"weights": "personal_head.safetensors", "tags": [...]}``, a linear layer on the embedding
+member's pooled embedding whose output is added to the logit of the pack's score for each
+listed tag (the score itself for tags the base pack does not cover).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -402,14 +401,3 @@ def _state(base: Pack, filename: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(Path(base.root) / filename), device="cpu")
-
-
-def result_summary(result: FinetuneResult) -> dict[str, Any]:
-    return {
-        "pack": result.pack.name if result.pack else None,
-        "seconds": round(result.seconds, 2),
-        "train_tracks": result.train_tracks,
-        "held_out_tracks": result.held_out_tracks,
-        "macro": {k: result.macro(k) for k in (
-            "base_pr_auc", "personal_pr_auc", "base_roc_auc", "personal_roc_auc")},
-    }  # fmt: skip

@@ -25,10 +25,6 @@ class FileOutcome:
     outcome: str  # "error", "written", "restored", "unchanged", ...
     detail: str = ""
 
-    @property
-    def is_error(self) -> bool:
-        return self.outcome == "error"
-
 
 class FileOutcomeModel(QAbstractTableModel):
     HEADERS = ("File", "Result", "Details")

@@ -211,10 +211,6 @@ class Catalog:
             )
             return int(row["id"])
 
-    def set_error(self, track_id: int, error: str | None) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE tracks SET error=? WHERE id=?", (error, track_id))
-
     def update_file_state(self, path: str, *, size: int, mtime_ns: int) -> None:
         """Record a file's new size/mtime after moodlib itself rewrote its tags.
 
