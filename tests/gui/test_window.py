@@ -18,7 +18,6 @@ from moodlib import tags as vocabulary
 from moodlib.gui.job_status import JobStatus
 from moodlib.gui.jobs import Job, Progress
 from moodlib.gui.plots import ScoreChart
-from moodlib.gui.settings import library_folders
 from moodlib.inference import resolve_device
 from moodlib.packstore import MTG_BASELINE_URL, PackStore
 
@@ -73,7 +72,7 @@ def test_folders_and_window_layout_survive_a_restart(open_window, wait_idle, tmp
     window.close()
 
     again = open_window(resize=False)
-    assert library_folders() == [str(music)]
+    assert config.library_folders() == [str(music)]
     assert [again.library.folders.item(i).text() for i in range(again.library.folders.count())] \
         == [str(music)]  # fmt: skip
     assert again.size() == size
