@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -378,6 +379,24 @@ def cmd_models(args: argparse.Namespace) -> int:
 # -- the desktop app ----------------------------------------------------------------------
 
 
+def cmd_desktop_install(args: argparse.Namespace) -> int:
+    from moodlib import desktop
+
+    command = desktop.launcher_command()
+    installed = desktop.install(command=command, data_dir=args.data_home, bin_dir=args.bin_home)
+    for path in installed.files:
+        print(f"installed {path}")
+    if installed.command_link is not None:
+        print(f"linked {installed.command_link} -> {command[0]}")
+        folder = installed.command_link.parent
+        if str(folder) not in os.environ.get("PATH", "").split(os.pathsep):
+            _err(f"note: {folder} is not on your PATH; add it to run 'moodlib' by name")
+    else:
+        _err(f"note: no 'moodlib' link made: {installed.link_problem}")
+    print(f"the menu entry runs: {' '.join(command)} gui", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from moodlib.gui import run
@@ -387,7 +406,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
             f"{error}"
         )
         return EXIT_USAGE
-    return run(args.qt_args)
+    return run(args.qt_args, screenshot=args.screenshot)
 
 
 # -- the parser ---------------------------------------------------------------------------
@@ -402,8 +421,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("gui", help="open the desktop app (also: no command at all)")
+    p.add_argument(
+        "--screenshot", metavar="PNG", help="save a picture of the window once shown, then quit"
+    )
     p.add_argument("qt_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_gui)
+
+    p = commands.add_parser(
+        "desktop-install", help="add moodlib to the desktop's menu and 'moodlib' to ~/.local/bin"
+    )
+    p.add_argument(
+        "--data-home", type=Path, metavar="DIR", help="default: $XDG_DATA_HOME or ~/.local/share"
+    )
+    p.add_argument("--bin-home", type=Path, metavar="DIR", help="default: ~/.local/bin")
+    p.set_defaults(handler=cmd_desktop_install)
 
     p = commands.add_parser("scan", help="scan folders or files and predict their tags")
     p.add_argument(
