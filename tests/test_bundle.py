@@ -1,6 +1,6 @@
 """The one-folder desktop bundle (PyInstaller, CPU): built from this tree, it runs
-``moodlib --version``, a headless scan of a small real library and the app offscreen, and it
-carries no CUDA library.
+``moodlib --version``, a headless scan of a small real library, the app offscreen and its own
+``desktop-install``, and it carries no CUDA library.
 
 ``packaging/build_bundle.py --cached`` builds it (about 3 minutes of CPU time) or reuses the
 bundle of an unchanged tree. Its build environment (a CPU torch, PyInstaller: a few minutes
@@ -57,6 +57,7 @@ def run_bundle(bundle: Path, *args: str, home: Path) -> subprocess.CompletedProc
         "MOODLIB_HOME": str(home / "moodlib"),
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
         "QT_QPA_PLATFORM": "offscreen",
     }
     return subprocess.run(
@@ -106,3 +107,14 @@ def test_the_bundle_opens_the_app_offscreen(bundle, tmp_path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_bundle_puts_itself_in_the_menu_and_on_the_path(bundle, tmp_path) -> None:
+    done = run_bundle(bundle, "desktop-install", home=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    entry = tmp_path / ".local" / "share" / "applications" / "io.github.moodlib.moodlib.desktop"
+    assert f"Exec={bundle / 'moodlib'} gui\n" in entry.read_text(encoding="utf-8")
+    link = tmp_path / ".local" / "bin" / "moodlib"
+    assert link.resolve() == (bundle / "moodlib").resolve()
+    assert run_bundle(link.parent, "--version", home=tmp_path).stdout.startswith("moodlib ")
