@@ -383,7 +383,11 @@ def cmd_desktop_install(args: argparse.Namespace) -> int:
     from moodlib import desktop
 
     command = desktop.launcher_command()
-    installed = desktop.install(command=command, data_dir=args.data_home, bin_dir=args.bin_home)
+    try:
+        installed = desktop.install(command=command, data_dir=args.data_home, bin_dir=args.bin_home)
+    except OSError as error:
+        _err(f"error: {error.filename or ''}: {error.strerror or error}")
+        return EXIT_FAILURES
     for path in installed.files:
         print(f"installed {path}")
     if installed.command_link is not None:

@@ -52,8 +52,8 @@ class Playlist:
 def tag_entries(
     catalog: Catalog, pack: Pack, *, min_score: float | None = None
 ) -> dict[str, list[Entry]]:
-    """Tag -> its tracks, best score first (see the module docstring); tags in score order of
-    the 56, then the user's own tags alphabetically."""
+    """Tag -> its tracks, best score first (see the module docstring); the 56 tags in their
+    official order (``tags.TAGS``), then the user's own tags alphabetically."""
     tracks = {track.path: track for track in catalog.tracks()}
     entries: dict[str, list[Entry]] = {}
     for path, tags in write_plan(catalog, pack, tracks.values()):
