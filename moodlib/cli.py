@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -73,11 +74,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from moodlib.inference import Tagger
     from moodlib.pipeline import ScanProgress, scan
 
+    paths = args.paths or config.library_folders()
+    if not paths:
+        raise UsageError("the library has no folders yet: name the folders or files to scan")
     pack = _pack(args.pack)
     try:
         tagger = Tagger(pack, device=args.device)
     except RuntimeError as error:
         raise UsageError(str(error)) from error
+    config.add_library_folders(path for path in args.paths if Path(path).is_dir())
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     bar = _progress_bar(None, f"tagging with {pack.name} on {tagger.device.type}")
@@ -92,7 +97,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     try:
         with _open_catalog() as catalog:
             result = scan(
-                args.paths,
+                paths,
                 catalog,
                 tagger,
                 pack_name=pack.name,
@@ -107,7 +112,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 _err(f"error: {failed.path}: {failed.error}")
             written = []
             if args.write and not result.cancelled:
-                written = _write(catalog, pack, args.paths, dry_run=args.dry_run)
+                written = _write(catalog, pack, paths, dry_run=args.dry_run)
             if args.json:
                 _write_json(args.json, catalog, pack, result)
     finally:
@@ -282,6 +287,32 @@ def cmd_review(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- playlists ----------------------------------------------------------------------------
+
+
+def cmd_playlists(args: argparse.Namespace) -> int:
+    from moodlib.playlists import write_playlists
+
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        raise UsageError(f"--min-score must lie between 0 and 1, not {args.min_score}")
+    pack = _pack(args.pack)
+    try:
+        with _open_catalog() as catalog:
+            playlists = write_playlists(catalog, pack, args.folder, min_score=args.min_score)
+    except OSError as error:
+        _err(f"error: {error.filename or args.folder}: {error.strerror or error}")
+        return EXIT_FAILURES
+    for playlist in playlists:
+        if playlist.tracks:
+            print(f"wrote {playlist.path} ({playlist.tracks} tracks)")
+        else:
+            print(f"removed {playlist.path} (no track has {playlist.tag} now)")
+    written = sum(bool(playlist.tracks) for playlist in playlists)
+    noun = "playlist" if written == 1 else "playlists"
+    print(f"{written} {noun} ({pack.name}) in {Path(args.folder).absolute()}", file=sys.stderr)
+    return EXIT_OK
+
+
 # -- models -------------------------------------------------------------------------------
 
 
@@ -348,6 +379,28 @@ def cmd_models(args: argparse.Namespace) -> int:
 # -- the desktop app ----------------------------------------------------------------------
 
 
+def cmd_desktop_install(args: argparse.Namespace) -> int:
+    from moodlib import desktop
+
+    command = desktop.launcher_command()
+    try:
+        installed = desktop.install(command=command, data_dir=args.data_home, bin_dir=args.bin_home)
+    except OSError as error:
+        _err(f"error: {error.filename or ''}: {error.strerror or error}")
+        return EXIT_FAILURES
+    for path in installed.files:
+        print(f"installed {path}")
+    if installed.command_link is not None:
+        print(f"linked {installed.command_link} -> {command[0]}")
+        folder = installed.command_link.parent
+        if str(folder) not in os.environ.get("PATH", "").split(os.pathsep):
+            _err(f"note: {folder} is not on your PATH; add it to run 'moodlib' by name")
+    else:
+        _err(f"note: no 'moodlib' link made: {installed.link_problem}")
+    print(f"the menu entry runs: {' '.join(command)} gui", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from moodlib.gui import run
@@ -357,7 +410,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
             f"{error}"
         )
         return EXIT_USAGE
-    return run(args.qt_args)
+    return run(args.qt_args, screenshot=args.screenshot)
 
 
 # -- the parser ---------------------------------------------------------------------------
@@ -372,11 +425,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("gui", help="open the desktop app (also: no command at all)")
+    p.add_argument(
+        "--screenshot", metavar="PNG", help="save a picture of the window once shown, then quit"
+    )
     p.add_argument("qt_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_gui)
 
+    p = commands.add_parser(
+        "desktop-install", help="add moodlib to the desktop's menu and 'moodlib' to ~/.local/bin"
+    )
+    p.add_argument(
+        "--data-home", type=Path, metavar="DIR", help="default: $XDG_DATA_HOME or ~/.local/share"
+    )
+    p.add_argument("--bin-home", type=Path, metavar="DIR", help="default: ~/.local/bin")
+    p.set_defaults(handler=cmd_desktop_install)
+
     p = commands.add_parser("scan", help="scan folders or files and predict their tags")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="folders (added to the library's) or files; default: the library's folders",
+    )  # fmt: skip
     p.add_argument("--pack", help="model pack to use (default: the active pack)")
     p.add_argument("--write", action="store_true", help="write the tags into the files")
     p.add_argument("--dry-run", action="store_true", help="with --write: only show changes")
@@ -406,6 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("undo", help="restore the moods the last write replaced")
     p.add_argument("--all", action="store_true", help="undo every write batch")
     p.set_defaults(handler=cmd_undo)
+
+    p = commands.add_parser("playlists", help="write one M3U8 playlist per tag into a folder")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--pack")
+    p.add_argument(
+        "--min-score", type=float, metavar="S",
+        help="only the model's tags scoring at least S (0..1); your own tags always count",
+    )  # fmt: skip
+    p.set_defaults(handler=cmd_playlists)
 
     p = commands.add_parser("models", help="list, install, import, remove or choose packs")
     models = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -1,19 +1,24 @@
 """Where moodlib keeps its files, and the few settings the CLI and GUI share.
 
 ``MOODLIB_HOME`` overrides the location (the platform's user data folder by default); it
-holds ``catalog.sqlite``, ``packs/`` and ``settings.json``.
+holds ``catalog.sqlite``, ``packs/`` and ``settings.json``. The settings hold the active pack
+and the library's folders: the folders the app's "Library folders" panel shows, which a
+``moodlib scan`` of a folder adds to and a ``moodlib scan`` without one scans.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
 
 DEFAULT_PACK = "starter"
+LIBRARY_FOLDERS_KEY = "library_folders"
 
 
 def home() -> Path:
@@ -47,11 +52,48 @@ def save_setting(key: str, value: Any) -> None:
     settings = load_settings()
     settings[key] = value
     path = _settings_path()
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    # A temporary file of its own: the app and a CLI command may save at the same time.
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=".settings-", suffix=".tmp", delete=False
+    ) as temporary:
+        temporary.write(json.dumps(settings, indent=2) + "\n")
+    os.replace(temporary.name, path)
 
 
 def active_pack_name() -> str:
     """The pack a scan uses when none is named: the user's choice, else the shipped default."""
     return load_settings().get("active_pack", DEFAULT_PACK)
+
+
+def library_folders() -> list[str]:
+    """The library's folders (absolute), in the order they were added."""
+    return [str(folder) for folder in load_settings().get(LIBRARY_FOLDERS_KEY, [])]
+
+
+def add_library_folders(folders: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Add ``folders`` to the library; returns the ones that were not in it yet.
+
+    A folder at or below one of the library's is already in it; one above some of them takes
+    their place (its scans cover them).
+    """
+    library = library_folders()
+    added = []
+    for folder in folders:
+        folder = str(Path(folder).expanduser().absolute())
+        if any(_within(folder, known) for known in library):
+            continue
+        library = [known for known in library if not _within(known, folder)] + [folder]
+        added.append(folder)
+    if added:
+        save_setting(LIBRARY_FOLDERS_KEY, library)
+    return added
+
+
+def remove_library_folder(folder: str | os.PathLike[str]) -> None:
+    """Take ``folder`` out of the library (its files stay where they are)."""
+    folder = str(Path(folder).expanduser().absolute())
+    save_setting(LIBRARY_FOLDERS_KEY, [known for known in library_folders() if known != folder])
+
+
+def _within(path: str, folder: str) -> bool:
+    return Path(path).is_relative_to(folder)

@@ -3,7 +3,10 @@
 Excerpts of the Singularity game soundtrack (Debian package ``singularity-music``) are encoded
 with ffmpeg into every container moodlib writes tags to, each file carrying a title, artist
 and album set by ffmpeg (and cover art where ffmpeg can embed it), so tests can check that
-those survive. ``decoded_pcm_sha`` fingerprints the decoded samples for audio-identity checks.
+those survive. FFmpeg encodes neither Monkey's Audio nor Musepack: those are encoded from a
+WAV by Debian's ``jmac`` (libjmac-java) and ``mpcenc`` (musepack-tools), and get their title,
+artist and album as APEv2 items. ``decoded_pcm_sha`` fingerprints the decoded samples for
+audio-identity checks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutagen.apev2 import APEv2
+
 SOURCE_MUSIC_DIR = Path("/usr/share/games/singularity/music")
 ARTIST = "Singularity"
 ALBUM = "moodlib test library"
@@ -24,11 +29,13 @@ ALBUM = "moodlib test library"
 
 @dataclass(frozen=True)
 class Encoding:
-    """How one library file is encoded: file suffix, ffmpeg codec arguments, cover art."""
+    """How one library file is encoded: file suffix, ffmpeg codec arguments, cover art; or,
+    for codecs ffmpeg cannot encode, the command that encodes a WAV (``command IN.wav OUT``)."""
 
     suffix: str
-    codec_args: tuple[str, ...]
+    codec_args: tuple[str, ...] = ()
     cover_art: bool = False
+    wav_encoder: tuple[str, ...] = ()
 
 
 ENCODINGS: dict[str, Encoding] = {
@@ -43,7 +50,11 @@ ENCODINGS: dict[str, Encoding] = {
     "aiff": Encoding(".aiff", ("-c:a", "pcm_s16be", "-write_id3v2", "1")),
     "wma": Encoding(".wma", ("-c:a", "wmav2", "-b:a", "128k")),
     "wv": Encoding(".wv", ("-c:a", "wavpack")),
+    "ape": Encoding(".ape", wav_encoder=("jmac", "c2")),
+    "mpc": Encoding(".mpc", wav_encoder=("mpcenc", "--silent", "--overwrite")),
 }
+
+WAV_ENCODERS = {"jmac": "libjmac-java", "mpcenc": "musepack-tools"}  # command -> Debian package
 
 FORMATS: tuple[str, ...] = tuple(ENCODINGS)
 
@@ -53,6 +64,9 @@ def missing_tools() -> str | None:
     for tool in ("ffmpeg", "ffprobe"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
+    for tool, package in WAV_ENCODERS.items():
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt install {package})"
     if not source_tracks():
         return f"no Singularity music in {SOURCE_MUSIC_DIR} (apt install singularity-music)"
     return None
@@ -131,12 +145,23 @@ def _encode(
     source: Path, target: Path, encoding: Encoding, *, seconds: float, offset: float, cover: Path
 ) -> None:
     inputs = ["-ss", str(offset), "-t", str(seconds), "-i", str(source)]
+    tags = {"title": source.stem, "artist": ARTIST, "album": ALBUM}
+    if encoding.wav_encoder:
+        wav = target.with_name(f".{target.name}.wav")
+        _run(["ffmpeg", "-v", "error", "-y", *inputs, "-map", "0:a", "-c:a", "pcm_s16le", str(wav)])
+        _run([*encoding.wav_encoder, str(wav), str(target)])
+        wav.unlink()
+        ape = APEv2()
+        for key, value in tags.items():
+            ape[key.capitalize()] = value
+        ape.save(target)
+        return
     maps = ["-map", "0:a"]
     if encoding.cover_art:
         inputs += ["-i", str(cover)]
         maps += ["-map", "1:v", "-c:v", "copy", "-disposition:v:0", "attached_pic"]
     metadata = []
-    for key, value in (("title", source.stem), ("artist", ARTIST), ("album", ALBUM)):
+    for key, value in tags.items():
         metadata += ["-metadata", f"{key}={value}"]
     _run(
         ["ffmpeg", "-v", "error", "-y", *inputs, *maps, "-map_metadata", "-1", *metadata,
@@ -172,6 +197,12 @@ def kid3_moods(path: Path) -> list[str]:
 
 def exiftool_moods(path: Path) -> list[str]:
     return tool_output("exiftool", "-a", "-s3", "-sep", "|", "-Mood", path).splitlines()
+
+
+def exiftool_raw_moods(path: Path) -> list[str]:
+    """The Mood values as exiftool reads them, split at the NUL of ID3v2/APEv2 (``-b``)."""
+    raw = tool_output("exiftool", "-b", "-Mood", path)
+    return raw.split("\0") if raw else []
 
 
 def wvunpack_moods(path: Path) -> list[str]:

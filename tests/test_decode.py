@@ -35,7 +35,12 @@ CODECS = {
     "aiff": "pcm_s16be",
     "wma": "wmav2",
     "wv": "wavpack",
+    "ape": "ape",
+    "mpc": "musepack8",
 }
+
+# FFmpeg states a Musepack SV8 stream's duration in whole packets of 64 x 1152 samples.
+MPC_PACKET_SECONDS = 64 * 1152 / SOURCE_RATE
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +221,10 @@ def test_a_misnamed_file_is_decoded_by_its_content(
 def test_probe_reads_the_stream_parameters(library: dict[str, Path], fmt: str) -> None:
     info = probe(library[fmt])
 
-    assert info.duration_seconds == pytest.approx(EXCERPT_SECONDS, rel=0.01)
+    if fmt == "mpc":
+        assert EXCERPT_SECONDS - MPC_PACKET_SECONDS < info.duration_seconds <= EXCERPT_SECONDS
+    else:
+        assert info.duration_seconds == pytest.approx(EXCERPT_SECONDS, rel=0.01)
     assert info.sample_rate == SOURCE_RATE
     assert info.channels == 2
     assert info.codec == CODECS[fmt]

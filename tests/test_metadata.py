@@ -22,6 +22,7 @@ from media import (
     copy_library,
     decoded_pcm_sha,
     exiftool_moods,
+    exiftool_raw_moods,
     kid3_moods,
     probed_tags,
     wvunpack_moods,
@@ -41,6 +42,7 @@ MOODS = ["happy", "epic"]
 ID3_FORMATS = ("mp3", "wav", "aiff")
 VORBIS_FORMATS = ("flac", "ogg", "opus")
 MP4_FORMATS = ("m4a", "alac")
+APE_FORMATS = ("wv", "ape", "mpc")
 COVER_ART_FORMATS = ("mp3", "flac", "m4a", "alac")
 
 # kid3-cli's "get" listing, one entry per frame. ID3 and MP4 keep the values in one frame
@@ -51,16 +53,18 @@ KID3_SHOWS = {
     **dict.fromkeys(ID3_FORMATS + MP4_FORMATS, ("happy|epic",)),
     **dict.fromkeys(VORBIS_FORMATS, ("happy", "epic")),
     "wma": ("epic", "happy"),
-    "wv": ("happy",),
+    **dict.fromkeys(APE_FORMATS, ("happy",)),
 }
 
-# exiftool joins ID3 values with "/" and MP4 values with the separator asked for; it cannot
-# read WavPack files at all.
+# exiftool joins ID3 values with "/" and MP4 values with the separator asked for; it prints
+# a Monkey's Audio item's values run together (the NUL between them is kept in its -b output);
+# it cannot read WavPack or Musepack SV8 files at all.
 EXIFTOOL_SHOWS = {
     **dict.fromkeys(ID3_FORMATS, ("happy/epic",)),
     **dict.fromkeys(MP4_FORMATS, ("happy|epic",)),
     **dict.fromkeys(VORBIS_FORMATS, ("happy", "epic")),
     "wma": ("epic", "happy"),
+    "ape": ("happyepic",),
 }
 
 # ffprobe's key (lowercased) and value. FFmpeg joins Vorbis comments with ";" and shows only
@@ -71,7 +75,7 @@ FFPROBE_SHOWS = {
     **dict.fromkeys(VORBIS_FORMATS, ("mood", "happy;epic")),
     **dict.fromkeys(MP4_FORMATS, ("mood", "happy")),
     "wma": ("wm/mood", "happy"),
-    "wv": ("mood", "happy"),
+    **dict.fromkeys(APE_FORMATS, ("mood", "happy")),
 }
 
 
@@ -183,6 +187,13 @@ def test_exiftool_shows_every_mood(song: Path, fmt: str) -> None:
 def test_wvunpack_shows_every_wavpack_mood(song: Path) -> None:
     write_moods(song, MOODS)
     assert wvunpack_moods(song) == MOODS
+
+
+@requires("exiftool")
+@pytest.mark.parametrize("fmt", ["ape"], indirect=True)
+def test_exiftool_keeps_every_monkeys_audio_mood_nul_separated(song: Path) -> None:
+    write_moods(song, MOODS)
+    assert exiftool_raw_moods(song) == MOODS
 
 
 @pytest.mark.parametrize("fmt", sorted(FFPROBE_SHOWS), indirect=True)
@@ -314,8 +325,8 @@ def test_file_cut_inside_its_header_is_refused(song: Path) -> None:
     assert_refused(song)
 
 
-@pytest.mark.parametrize("fmt", ["wav", "aiff"], indirect=True)
-def test_file_cut_in_its_audio_is_refused_where_the_header_declares_the_size(song: Path) -> None:
+@pytest.mark.parametrize("fmt", ["wav", "aiff", "mpc"], indirect=True)
+def test_file_cut_in_its_audio_is_refused_where_the_container_declares_sizes(song: Path) -> None:
     song.write_bytes(song.read_bytes()[: song.stat().st_size // 2])
     assert_refused(song, "truncated")
 

@@ -2,8 +2,8 @@
 
 libsndfile (through ``soundfile``) reads WAV, AIFF, FLAC, Ogg Vorbis, Opus and MP3 with exact,
 sample-accurate seeking; FFmpeg (through PyAV) reads everything else (MP4/M4A with AAC or ALAC,
-WMA, WavPack) and takes over whenever libsndfile fails on a file. Channels are averaged to mono
-at the file's own rate, then resampled with soxr.
+WMA, WavPack, Monkey's Audio, Musepack) and takes over whenever libsndfile fails on a file.
+Channels are averaged to mono at the file's own rate, then resampled with soxr.
 
 An excerpt (``offset_seconds`` / ``duration_seconds``) is read by seeking, never by decoding the
 whole file, and is the same (to float rounding) as the matching slice of a full decode: the read
@@ -28,12 +28,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "DecodeError", "decode", "probe"]
+from moodlib.formats import AUDIO_EXTENSIONS
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".wav", ".aif", ".aiff", ".wma", ".wv"}
-)
-"""Lower-case file extensions (with the dot) that a library scan should consider."""
+__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "DecodeError", "decode", "probe"]
 
 RESAMPLE_QUALITY = "VHQ"
 """soxr quality recipe. 'VHQ' computes in double precision, so an excerpt and the slice of a full

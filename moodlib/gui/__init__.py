@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Open the main window and run until it is closed; returns the exit status."""
+def run(argv: Sequence[str] | None = None, *, screenshot: str | None = None) -> int:
+    """Open the main window and run until it is closed; returns the exit status.
+
+    ``screenshot``: save a PNG of the window once it is shown, then quit.
+    """
     from moodlib.gui.app import main
 
-    return main(argv)
+    return main(argv, screenshot=screenshot)

@@ -52,7 +52,7 @@ from moodlib.gui.models_dialog import ModelsDialog, pack_origin
 from moodlib.gui.playback import Playback
 from moodlib.gui.results import FileOutcome, FileOutcomeModel, OutcomePane
 from moodlib.gui.retrain_dialog import RetrainDialog
-from moodlib.gui.settings import library_folders, save_library_folders, ui_settings
+from moodlib.gui.settings import ui_settings
 from moodlib.gui.table_model import Column, TrackIdRole, TrackTableModel
 from moodlib.gui.track_panel import TrackPanel, TrackView
 from moodlib.inference import resolve_device
@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self._scan_refresh.setInterval(SCAN_REFRESH_MS)
         self._scan_refresh.timeout.connect(self._refresh_during_scan)
 
-        self.library.set_folders(library_folders())
+        self.library.set_folders(config.library_folders())
         self._restore_settings()
         self.load_pack()  # the first read of the catalog, with the restored sort order
         self.refresh_problems()
@@ -281,6 +281,10 @@ class MainWindow(QMainWindow):
             "&Undo last write…", self.ask_undo, QKeySequence.StandardKey.Undo,
             pixmap.SP_ArrowBack, "Put back the moods the last write replaced",
         )  # fmt: skip
+        self.playlists_action = self._action(
+            "Make &playlists…", self.choose_playlist_folder,
+            tip="Write one M3U8 playlist per tag into a folder",
+        )  # fmt: skip
 
         self.models_action = self._action(
             "&Model packs…", self.show_models, None, pixmap.SP_FileDialogDetailedView,
@@ -321,6 +325,8 @@ class MainWindow(QMainWindow):
         tags = menus.addMenu("&Tags")
         for action in (self.write_selected_action, self.write_all_action, self.undo_write_action):
             tags.addAction(action)
+        tags.addSeparator()
+        tags.addAction(self.playlists_action)
         models = menus.addMenu("&Models")
         models.setToolTipsVisible(True)  # the retrain action says what it does, or why not
         models.addAction(self.models_action)
@@ -536,7 +542,7 @@ class MainWindow(QMainWindow):
             self.models_dialog.reload()
         if not rescan or self.pack is None:
             return
-        if library_folders():
+        if config.library_folders():
             self.scan()
         elif self.catalog.count_tracks():
             self.statusBar().showMessage(
@@ -779,6 +785,7 @@ class MainWindow(QMainWindow):
         self.add_folder_action.setEnabled(True)
         for action in (self.write_selected_action, self.write_all_action, self.undo_write_action):
             action.setEnabled(idle)
+        self.playlists_action.setEnabled(idle and has_pack)
         self.accept_predicted_action.setEnabled(idle and has_pack)
         self.retrain_action.setEnabled(idle and self.retrain_base is not None)
         for action in (
@@ -820,12 +827,8 @@ class MainWindow(QMainWindow):
             self.add_folder(folder)
 
     def add_folder(self, folder: str | Path) -> None:
-        folder = str(Path(folder).expanduser().absolute())
-        folders = library_folders()
-        if folder not in folders:
-            folders.append(folder)
-            save_library_folders(folders)
-            self.library.set_folders(folders)
+        config.add_library_folders([folder])
+        self.library.set_folders(config.library_folders())
         self._update_actions()
         if self.pack is None:
             self.statusBar().showMessage(
@@ -856,8 +859,8 @@ class MainWindow(QMainWindow):
         )
 
         def done(removed: int) -> None:
-            save_library_folders([f for f in library_folders() if f != folder])
-            self.library.set_folders(library_folders())
+            config.remove_library_folder(folder)
+            self.library.set_folders(config.library_folders())
             self.statusBar().showMessage(f"Removed {folder} ({removed} tracks).", 8000)
             self.refresh_table(scores=True)
             self.refresh_problems()
@@ -866,7 +869,8 @@ class MainWindow(QMainWindow):
         self.start_job(job)
 
     def scan(self) -> None:
-        folders = library_folders()
+        folders = config.library_folders()
+        self.library.set_folders(folders)  # with those a 'moodlib scan' added meanwhile
         if self.pack is None or not folders:
             return
         pack = self.pack
@@ -987,6 +991,27 @@ class MainWindow(QMainWindow):
         self.write_results.set_outcomes(outcomes)
         self.results_tabs.setCurrentWidget(self.write_results_view)
         self.results_dock.show()
+
+    def choose_playlist_folder(self) -> None:
+        start = self.settings.value("playlists/last-folder", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Write playlists into", start)
+        if folder:
+            self.settings.setValue("playlists/last-folder", folder)
+            self.make_playlists(folder)
+
+    def make_playlists(self, folder: str | Path) -> None:
+        """Write one playlist per tag of the active pack into ``folder``, in a worker."""
+        pack = self.pack
+        if pack is None:
+            self.statusBar().showMessage("No model pack: no tags to make playlists of.", 8000)
+            return
+        job = Job("Writing playlists", lambda **kw: operations.make_playlists(folder, pack, **kw))
+        job.succeeded.connect(
+            lambda playlists: self.statusBar().showMessage(
+                f"{sum(bool(p.tracks) for p in playlists)} playlists written to {folder}.", 15000
+            )
+        )
+        self.start_job(job)
 
     # -- help -----------------------------------------------------------------------------
 

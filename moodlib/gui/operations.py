@@ -2,8 +2,8 @@
 
 Each opens its own catalog connection (SQLite in WAL mode lets the UI read meanwhile) and
 calls the same core functions as the CLI: ``pipeline.scan`` and ``read_track``,
-``journal.write_plan``, ``write_tracks`` and ``undo_last``, ``PackStore``, and the fine-tuner
-``trainer.finetune``. None of them touches Qt.
+``journal.write_plan``, ``write_tracks`` and ``undo_last``, ``write_playlists``, ``PackStore``,
+and the fine-tuner ``trainer.finetune``. None of them touches Qt.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from moodlib.metadata.journal import WriteResult, undo_last, write_tracks
 from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
+from moodlib.playlists import Playlist, write_playlists
 from moodlib.tags import predicted_tags
 
 if TYPE_CHECKING:
@@ -234,6 +235,13 @@ def last_write_size() -> int | None:
 
 def _write_progress(report: Report) -> Callable[[int, int, str], None]:
     return lambda done, total, path: report(Progress(done, total, path))
+
+
+def make_playlists(folder: str | Path, pack: Pack, *, report: Report, cancel) -> list[Playlist]:
+    """One M3U8 playlist per tag in ``folder`` (``playlists.write_playlists``)."""
+    report(Progress(0, None, f"writing playlists into {folder}"))
+    with open_catalog() as catalog:
+        return write_playlists(catalog, pack, folder)
 
 
 # -- model packs ---------------------------------------------------------------------------

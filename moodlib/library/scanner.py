@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mutagen
 
-from moodlib.audio.decode import AUDIO_EXTENSIONS
+from moodlib.formats import AUDIO_EXTENSIONS
 
 # Temporary copies the tag writer makes beside a file start with this marker.
 _SKIP_MARKERS = (".moodlib-tmp-",)

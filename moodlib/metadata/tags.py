@@ -7,7 +7,7 @@ from its content, and hand it to the convention that container uses for moods:
 container                  convention                      extensions
 =========================  ==============================  ===========================
 MP3, WAV, AIFF             ID3v2.4 ``TMOO``                .mp3 .wav .aif .aiff
-FLAC, Ogg Vorbis, Opus     Vorbis comment ``MOOD``         .flac .ogg .opus
+FLAC, Ogg Vorbis, Opus     Vorbis comment ``MOOD``         .flac .ogg .oga .opus
 MP4 (AAC, ALAC)            ``----:com.apple.iTunes:MOOD``  .m4a
 ASF                        ``WM/Mood``                     .wma
 WavPack, Monkey's, MPC     APEv2 ``Mood``                  .wv .ape .mpc
@@ -23,6 +23,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import mutagen
 from mutagen import FileType, MutagenError
@@ -38,6 +39,7 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 from mutagen.wavpack import WavPack
 
+from moodlib.formats import AUDIO_EXTENSIONS
 from moodlib.metadata.atomic import replace_with_edited_copy
 from moodlib.metadata.conventions import (
     APEv2Moods,
@@ -63,14 +65,12 @@ CONVENTIONS: dict[type[FileType], MoodConvention] = {
     Musepack: APEv2Moods(),
 }
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp3", ".wav", ".aif", ".aiff", ".flac", ".ogg", ".opus", ".m4a", ".wma", ".wv", ".ape",
-     ".mpc"}
-)  # fmt: skip
+SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS  # the scanner's list: every file it finds is tagged
 
 # Magic -> struct format of the size that follows it, for containers whose first unit
 # declares its length: RIFF (WAV) and FORM (AIFF) wrap the whole file, "wvpk" is a WavPack block.
 _DECLARED_SIZE_FORMATS = {b"RIFF": "<I", b"FORM": ">I", b"wvpk": "<I"}
+_MPC_SV8_MAGIC = b"MPCK"
 
 # Besides MutagenError, mutagen's parsers let these escape on some corrupt or truncated data.
 _CORRUPT_DATA_ERRORS = (MutagenError, struct.error, EOFError, ValueError, IndexError)
@@ -138,13 +138,17 @@ def _check_complete(path: str | os.PathLike[str], audio: FileType) -> None:
 
     Writers insert tags at offsets computed from the sizes a header declares; in a truncated
     file those point past its end. Where the first unit of the container declares its size
-    (the RIFF or AIFF form, the first WavPack block) that size must fit in the file.
+    (the RIFF or AIFF form, the first WavPack block) that size must fit in the file; the
+    packets of a Musepack SV8 stream must reach its end packet inside the file.
     """
     if audio.info.length <= 0:
         raise TagWriteError(path, "the file holds no audio")
     with open(path, "rb") as file:
         head = file.read(8)
         file_size = os.fstat(file.fileno()).st_size
+        if head[:4] == _MPC_SV8_MAGIC:
+            _check_musepack_packets(path, file, file_size)
+            return
     size_format = _DECLARED_SIZE_FORMATS.get(head[:4])
     if size_format is None or len(head) < 8:
         return
@@ -154,6 +158,32 @@ def _check_complete(path: str | os.PathLike[str], audio: FileType) -> None:
         raise TagWriteError(
             path, f"truncated: its header declares {declared} bytes, the file has {file_size}"
         )
+
+
+def _check_musepack_packets(path: str | os.PathLike[str], file: BinaryIO, file_size: int) -> None:
+    """Walk a Musepack SV8 stream's packets (a 2-byte key, then the packet's size, key and
+    size field included, in 7-bit groups, high bit = more) up to the stream end ``SE``."""
+    offset = len(_MPC_SV8_MAGIC)
+    while True:
+        file.seek(offset)
+        head = file.read(2 + 9)  # the key and the longest size field
+        size, used = 0, 2
+        for byte in head[2:]:
+            size, used = (size << 7) | (byte & 0x7F), used + 1
+            if not byte & 0x80:
+                break
+        else:
+            raise TagWriteError(path, "truncated: the file ends in a Musepack packet header")
+        if size < used:
+            raise TagWriteError(path, f"corrupt: the Musepack packet at byte {offset} is {size} B")
+        offset += size
+        if offset > file_size:
+            reason = (
+                f"truncated: its Musepack packets run to byte {offset}, the file has {file_size}"
+            )
+            raise TagWriteError(path, reason)
+        if head[:2] == b"SE":
+            return
 
 
 @contextmanager

@@ -2,12 +2,13 @@
 
 HCMUS (MediaEval 2020) used EfficientNet-B0 with SpecAugment; SELAB-HCMUS (2021) trained
 EfficientNet-B0, ReXNet-100 and MobileNetV2 with co-teaching. timm builds them
-(``in_chans=1``); the wrapper only adds the channel axis and the embedding hook.
+(``in_chans=1``); the wrapper only adds the channel axis and the embedding hook. timm is
+imported when one is built: it needs torchvision, which the CPU bundle leaves out
+(``packaging/build_bundle.py``), and packs of the other families run without it.
 """
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
 
@@ -19,6 +20,13 @@ class TimmTagger(nn.Module):
 
     def __init__(self, timm_name: str, num_classes: int = 56, **timm_kwargs) -> None:
         super().__init__()
+        try:
+            import timm
+        except ImportError as error:
+            raise RuntimeError(
+                f"the {timm_name} architecture needs timm and torchvision, which this "
+                f"installation lacks ({error})"
+            ) from error
         self.backbone = timm.create_model(
             timm_name, pretrained=False, num_classes=num_classes, in_chans=1, **timm_kwargs
         )

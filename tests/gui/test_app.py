@@ -18,7 +18,6 @@ from moodlib import config
 from moodlib import tags as vocabulary
 from moodlib.audio.decode import decode, probe
 from moodlib.gui.plots import frequency_ticks
-from moodlib.gui.settings import library_folders, save_library_folders
 from moodlib.gui.table_model import Column
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
@@ -41,7 +40,7 @@ def scanned_home(tmp_path_factory, real_music_library, baseline_pack) -> Path:
         patch.setenv("MOODLIB_HOME", str(home))
         PackStore().install_folder(baseline_pack)
         config.save_setting("active_pack", PACK)
-        save_library_folders([str(folder)])
+        config.add_library_folders([folder])
         with Catalog(config.catalog_path()) as catalog:
             scan([folder], catalog, Tagger(PackStore().get(PACK), device="cpu"))
     return home
@@ -94,7 +93,7 @@ def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
     window.cancel_action.trigger()  # ...and can be cancelled
     wait_idle(window)
     assert "cancelled; scan again to resume" in window.statusBar().currentMessage()
-    assert library_folders() == [str(folder)]
+    assert config.library_folders() == [str(folder)]
     assert window.catalog.count_tracks() < len(music_copy) + 1
 
     window.scan_action.trigger()
@@ -119,7 +118,7 @@ def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
     assert f"{len(music_copy) + 1} tracks" in window.question.informativeText()
     assert f"Remove {folder}" in answer(qtbot, window)
     wait_idle(window)
-    assert library_folders() == []
+    assert config.library_folders() == []
     assert window.model.rowCount() == 0 and window.problems.outcomes == []
     assert all(path.exists() for path in music_copy.values())
 

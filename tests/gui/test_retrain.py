@@ -18,7 +18,6 @@ import pytest
 from PySide6.QtCore import Qt
 
 from moodlib import config
-from moodlib.gui.settings import save_library_folders
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
 from moodlib.packstore import PackStore
@@ -51,7 +50,7 @@ def albums_home(tmp_path_factory, real_music_library) -> Path:
     home = root / "home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOODLIB_HOME", str(home))
-        save_library_folders([str(music)])
+        config.add_library_folders([music])
         with Catalog(config.catalog_path()) as catalog:
             result = scan([music], catalog, Tagger(PackStore().get("starter"), device="cpu"))
     assert len(result.tagged) == ALBUMS * len(SONGS) and not result.failed
