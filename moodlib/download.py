@@ -107,7 +107,7 @@ def _download(
         done = offset
         try:
             with open(partial, "ab" if resumed else "wb") as stream:
-                while chunk := response.read(CHUNK_BYTES):
+                while chunk := response.read1(CHUNK_BYTES):  # what has arrived, up to a chunk
                     done += len(chunk)
                     if size is not None and done > size:
                         raise DownloadError(url, f"more than the {size} bytes expected")
