@@ -490,10 +490,11 @@ class Catalog:
         return [_journal_entry(r) for r in rows]
 
     def moods_written(self, path: str) -> set[str]:
-        """The mood values moodlib put into ``path``'s file: what its written (not undone)
-        journal entries added."""
+        """The mood values moodlib put into ``path``'s file: what its journal entries added,
+        except those undone (an unsettled entry counts: its values are in the file if the
+        crash came after its rename, and not in it otherwise)."""
         rows = self._query(
-            "SELECT before, after FROM write_journal WHERE path=? AND state='written'",
+            "SELECT before, after FROM write_journal WHERE path=? AND state != 'undone'",
             (db_path(path),),
         )
         added: set[str] = set()
