@@ -230,7 +230,7 @@ def last_write_size() -> int | None:
     """How many files the newest undoable write batch changed (None: nothing to undo)."""
     with open_catalog() as catalog:
         batches = catalog.undoable_batches()
-        return len(catalog.journal(batches[0])) if batches else None
+        return sum(e.state == "written" for e in catalog.journal(batches[0])) if batches else None
 
 
 def _write_progress(report: Report) -> Callable[[int, int, str], None]:
