@@ -46,9 +46,17 @@ def _err(message: str) -> None:
 
 
 def _open_catalog():
+    """The catalog, after settling what an interrupted write or undo left (``recover``)."""
     from moodlib.library.catalog import Catalog
+    from moodlib.metadata.journal import recover
 
-    return Catalog(config.catalog_path())
+    catalog = Catalog(config.catalog_path())
+    recovery = recover(catalog)
+    if recovery.summary():
+        _err(f"moodlib: {recovery.summary()}")
+    for path, reason in recovery.unchecked:
+        _err(f"error: {path}: {reason}")
+    return catalog
 
 
 def _store():
@@ -112,7 +120,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 _err(f"error: {failed.path}: {failed.error}")
             written = []
             if args.write and not result.cancelled:
-                written = _write(catalog, pack, paths, dry_run=args.dry_run)
+                written = _write(
+                    catalog, pack, paths, dry_run=args.dry_run, replace=args.replace_existing
+                )
             if args.json:
                 _write_json(args.json, catalog, pack, result)
     finally:
@@ -155,17 +165,20 @@ def _score_dict(scores: np.ndarray) -> dict[str, float]:
 # -- write / undo -------------------------------------------------------------------------
 
 
-def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool):
+def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool, replace: bool):
+    from moodlib.library.scanner import reached_paths
     from moodlib.metadata.journal import write_plan, write_tracks
 
-    absolute = [str(Path(p).expanduser().absolute()) for p in paths]
-    plan = write_plan(catalog, pack, catalog.tracks(absolute))
+    # Tracks at or below the real paths and the targets of the links below them, as a scan of
+    # them reaches them ("../lib", a symlinked folder); every track without paths.
+    plan = write_plan(catalog, pack, catalog.tracks(reached_paths(paths) if paths else ()))
     bar = _progress_bar(len(plan), "writing tags")
     results = write_tracks(
         catalog,
         plan,
         description=f"moodlib write ({pack.name})",
         dry_run=dry_run,
+        replace_existing=replace,
         progress=lambda done, total, path: bar.update(1),
     )
     bar.close()
@@ -181,7 +194,9 @@ def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool):
 def cmd_write(args: argparse.Namespace) -> int:
     pack = _pack(args.pack)
     with _open_catalog() as catalog:
-        results = _write(catalog, pack, args.paths, dry_run=args.dry_run)
+        results = _write(
+            catalog, pack, args.paths, dry_run=args.dry_run, replace=args.replace_existing
+        )
     errors = sum(bool(r.error) for r in results)
     verb = "would change" if args.dry_run else "written"
     print(f"{sum(r.changed for r in results)} files {verb}, {errors} write errors", file=sys.stderr)
@@ -207,7 +222,9 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def _track_or_usage(catalog, path: str):
-    track = catalog.track_by_path(str(Path(path).expanduser().absolute()))
+    from moodlib.library.paths import resolve_path
+
+    track = catalog.track_by_path(resolve_path(path))
     if track is None:
         raise UsageError(f"{path}: not in the catalog; run 'moodlib scan' on it first")
     return track
@@ -416,6 +433,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 # -- the parser ---------------------------------------------------------------------------
 
 
+_REPLACE_HELP = (
+    "also replace mood values in the files that are among the 56 tags but were not written by "
+    "moodlib (kept otherwise)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="moodlib",
@@ -448,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", help="model pack to use (default: the active pack)")
     p.add_argument("--write", action="store_true", help="write the tags into the files")
     p.add_argument("--dry-run", action="store_true", help="with --write: only show changes")
+    p.add_argument("--replace-existing", action="store_true", help=_REPLACE_HELP)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
@@ -469,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="default: every track")
     p.add_argument("--pack")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--replace-existing", action="store_true", help=_REPLACE_HELP)
     p.set_defaults(handler=cmd_write)
 
     p = commands.add_parser("undo", help="restore the moods the last write replaced")
@@ -503,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 is printed as its own bytes, as ``ls`` does.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

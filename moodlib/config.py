@@ -17,6 +17,8 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
+from moodlib.library.paths import resolve_path
+
 DEFAULT_PACK = "starter"
 LIBRARY_FOLDERS_KEY = "library_folders"
 
@@ -79,7 +81,7 @@ def add_library_folders(folders: Iterable[str | os.PathLike[str]]) -> list[str]:
     library = library_folders()
     added = []
     for folder in folders:
-        folder = str(Path(folder).expanduser().absolute())
+        folder = resolve_path(folder)
         if any(_within(folder, known) for known in library):
             continue
         library = [known for known in library if not _within(known, folder)] + [folder]
@@ -91,7 +93,7 @@ def add_library_folders(folders: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def remove_library_folder(folder: str | os.PathLike[str]) -> None:
     """Take ``folder`` out of the library (its files stay where they are)."""
-    folder = str(Path(folder).expanduser().absolute())
+    folder = resolve_path(folder)
     save_setting(LIBRARY_FOLDERS_KEY, [known for known in library_folders() if known != folder])
 
 

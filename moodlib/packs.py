@@ -20,7 +20,10 @@ A pack is a folder holding ``manifest.json`` and one ``.safetensors`` file per m
       "files": {"vggish.safetensors": "<sha256>"}
     }
 
-Every file named in ``files`` is verified against its sha256 when the pack is loaded.
+Every file named in ``files`` is verified against its sha256 when the pack is loaded. File
+names (``files``, members' and the head's ``weights``) must be plain names of files inside the
+pack folder: a manifest naming an absolute path, ``..`` or a subfolder is refused when a pack
+is loaded, imported, installed or written (``PackError``).
 
 A personal pack (made by the fine-tuner from a user's review decisions) adds a ``head``:
 ``{"weights": "personal_head.safetensors", "tags": [...]}``, a linear layer on the embedding
@@ -30,7 +33,6 @@ listed tag (the score itself for tags the base pack does not cover).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -45,6 +47,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from moodlib import tags as vocabulary
+from moodlib.download import sha256_file
 from moodlib.models import build_model
 
 PACK_FORMAT = 1
@@ -257,15 +260,6 @@ def manifest_dict(
     }
 
 
-def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_pack(root: str | os.PathLike, *, verify: bool = True, builtin: bool = False) -> Pack:
     """Read ``root/manifest.json``, check it, and verify every listed file's sha256."""
     root = Path(root)
@@ -330,7 +324,30 @@ def _pack_from_manifest(root: Path, data: dict[str, Any], *, builtin: bool) -> P
     return pack
 
 
+def check_file_name(name: object, what: str = "file name") -> str:
+    """``name`` if it is a plain file name, one a pack folder can hold; ``ValueError`` else.
+
+    Not a path: no folder separator of any system, no drive, not ``.`` or ``..``, not the
+    manifest itself.
+    """
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..", MANIFEST)
+        or any(character in name for character in "/\\:\0")
+        or os.path.basename(name) != name
+        or os.path.isabs(name)
+    ):
+        raise ValueError(f"{what} {name!r} is not a plain file name inside the pack folder")
+    return name
+
+
 def _check_consistency(pack: Pack) -> None:
+    for member in pack.members:
+        check_file_name(member.weights, f"member {member.name}'s weights")
+    if pack.head is not None:
+        check_file_name(pack.head.weights, "the head's weights")
+    for filename in pack.files:
+        check_file_name(filename, "files lists")
     unknown = [t for t in pack.tags if t not in vocabulary.TAG_INDEX]
     if unknown:
         raise ValueError(f"tags outside the 56 mood/theme tags: {unknown}")
@@ -368,10 +385,13 @@ def _check_consistency(pack: Pack) -> None:
 
 def verify_pack(pack: Pack) -> None:
     """Raise ``PackError`` unless every file in the manifest has its recorded sha256."""
+    root = pack.root.resolve()
     for filename, expected in pack.files.items():
         path = pack.root / filename
         if not path.is_file():
             raise PackError(pack.name, f"missing file {filename}")
+        if path.resolve().parent != root:
+            raise PackError(pack.name, f"{filename} is a link to a file outside the pack folder")
         actual = sha256_file(path)
         if actual != expected:
             raise PackError(
@@ -392,6 +412,11 @@ def write_pack(
     beside ``dest`` and renamed into place, so a failed write leaves no half pack.
     """
     dest = Path(dest)
+    for filename in [*weights, *(extra_files or {})]:
+        try:
+            check_file_name(filename)
+        except ValueError as error:
+            raise PackError(dest, str(error)) from None
     if dest.exists():
         raise PackError(dest, "already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)

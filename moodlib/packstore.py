@@ -6,11 +6,11 @@ and the user's own under ``MOODLIB_HOME/packs``. A user pack cannot shadow a shi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from moodlib import __version__, config
 from moodlib import tags as vocabulary
 from moodlib.audio.frontend import MelFrontend
+from moodlib.download import DownloadError, fetch
 from moodlib.models import build_model
 from moodlib.packs import (
     MANIFEST,
@@ -38,6 +39,10 @@ MTG_BASELINE_URL = (
     "https://github.com/MTG/mtg-jamendo-dataset/raw/master/scripts/baseline/models/best_model.pth"
 )
 MTG_BASELINE_SHA256 = "c1d6bee6bc25d78b28cea52bde68a353b3e674687171a78af020fa039d3cbdbe"
+MTG_BASELINE_BYTES = 1_803_131
+
+# Downloads in progress, resumed by the next install when one is interrupted.
+DOWNLOADS = ".downloads"
 
 # A BCE-trained tagger's scores approximate each tag's posterior, whose mean is the tag's
 # prior. Without validation predictions to fit F-optimal thresholds on, a tag is decided
@@ -192,54 +197,38 @@ class PackStore:
         url: str = MTG_BASELINE_URL,
         progress: ProgressCallback | None = None,
     ) -> Pack:
-        """Download the official baseline checkpoint, verify its pinned sha256, import it."""
+        """Download the official baseline checkpoint (no more than its pinned size, resuming
+        an interrupted download), verify its pinned sha256, import it."""
         self._new_folder(name)
-        with tempfile.TemporaryDirectory(dir=self._ensure_user_dir()) as tmp:
-            checkpoint = Path(tmp) / "best_model.pth"
-            download(url, checkpoint, sha256=MTG_BASELINE_SHA256, progress=progress)
-            return self.import_checkpoint(
-                checkpoint,
-                name=name,
-                architecture="vggish_baseline",
-                provenance={
-                    "source": url,
-                    "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic "
-                    "Music Tagging (mood/theme baseline)",
-                    "licence": "Apache-2.0 (MTG/mtg-jamendo-dataset)",
-                    "reported_test": {"ROC-AUC-macro": 0.7258, "PR-AUC-macro": 0.1077},
-                },
-            )
-
-
-def download(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    sha256: str | None = None,
-    progress: ProgressCallback | None = None,
-    timeout_seconds: float = 60.0,
-) -> Path:
-    """Fetch ``url`` to ``dest`` through a temporary file; verify ``sha256`` before keeping it."""
-    dest = Path(dest)
-    partial = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total else None
-            done = 0
-            with open(partial, "wb") as out:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise PackError(url, f"download failed: {error}") from error
-    if sha256 is not None:
-        actual = sha256_file(partial)
-        if actual != sha256:
-            partial.unlink(missing_ok=True)
-            raise PackError(url, f"sha256 mismatch: got {actual}, expected {sha256}")
-    os.replace(partial, dest)
-    return dest
+        downloads = self._ensure_user_dir() / DOWNLOADS
+        downloads.mkdir(exist_ok=True)
+        checkpoint = downloads / f"mtg-baseline-{MTG_BASELINE_SHA256[:16]}.pth"
+        try:
+            try:
+                fetch(
+                    url,
+                    checkpoint,
+                    sha256=MTG_BASELINE_SHA256,
+                    size=MTG_BASELINE_BYTES,
+                    progress=progress,
+                )
+            except DownloadError as error:
+                raise PackError(url, f"download failed: {error.reason}") from error
+            try:
+                return self.import_checkpoint(
+                    checkpoint,
+                    name=name,
+                    architecture="vggish_baseline",
+                    provenance={
+                        "source": url,
+                        "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic "
+                        "Music Tagging (mood/theme baseline)",
+                        "licence": "Apache-2.0 (MTG/mtg-jamendo-dataset)",
+                        "reported_test": {"ROC-AUC-macro": 0.7258, "PR-AUC-macro": 0.1077},
+                    },
+                )
+            finally:
+                checkpoint.unlink()
+        finally:
+            with contextlib.suppress(OSError):  # not while it holds a download to resume
+                downloads.rmdir()

@@ -19,6 +19,7 @@ import numpy as np
 from moodlib.audio.decode import AudioInfo, DecodeError, decode, probe
 from moodlib.inference import Tagger, TrackPrediction
 from moodlib.library.catalog import Catalog
+from moodlib.library.paths import resolve_path
 from moodlib.library.scanner import FoundFile, display_tags, find_audio_files
 from moodlib.prefetch import read_ahead
 
@@ -107,15 +108,21 @@ def scan(
     """Scan ``paths`` into ``catalog`` and tag every new or changed file with ``tagger``."""
     pack_name = pack_name or tagger.pack.name
     result = ScanResult()
-    roots = [str(Path(p).expanduser().absolute()) for p in paths]
+    roots = [resolve_path(p) for p in paths]
     result.missing_paths = [p for p in roots if not Path(p).exists()]
-    found = list(find_audio_files(p for p in roots if Path(p).exists()))
-    result.removed = catalog.remove_missing(
-        [p for p in roots if Path(p).exists()], {f.path for f in found}
-    )
+    roots = [p for p in roots if Path(p).exists()]
+    reached: set[str] = set()
+    found = list(find_audio_files(roots, reached=reached))
+    result.removed = catalog.remove_missing(reached, {f.path for f in found})
 
     todo: list[FoundFile] = []
     for item in found:
+        if item.error:  # a link that dangles or loops: reported like an unreadable file
+            track_id = catalog.upsert_track(
+                item.path, size=item.size, mtime_ns=item.mtime_ns, error=item.error
+            )
+            result.results.append(TrackResult(item.path, track_id, error=item.error))
+            continue
         known = catalog.track_by_path(item.path)
         unchanged = known is not None and (known.size, known.mtime_ns) == (
             item.size,

@@ -13,7 +13,7 @@ import pytest
 from moodlib import tags as vocabulary
 from moodlib.inference import Tagger
 from moodlib.metadata import read_moods, write_moods
-from moodlib.metadata.journal import merged_moods, undo_last, write_tracks
+from moodlib.metadata.journal import undo_last, write_tracks
 from moodlib.packstore import PackStore
 from moodlib.pipeline import read_track, scan
 
@@ -101,11 +101,6 @@ def test_tracks_under_a_folder_do_not_include_a_sibling_with_the_same_prefix(cat
     for path in ("/m/rock/a.mp3", "/m/rock_old/b.mp3", "/m/rock/sub/c.mp3"):
         catalog.upsert_track(path, size=1, mtime_ns=1)
     assert [t.path for t in catalog.tracks(["/m/rock"])] == ["/m/rock/a.mp3", "/m/rock/sub/c.mp3"]
-
-
-def test_a_write_keeps_the_users_own_mood_values() -> None:
-    assert merged_moods(["Chill", "Happy"], ["epic", "dark"]) == ["Chill", "epic", "dark"]
-    assert merged_moods([], ["epic", "epic"]) == ["epic"]
 
 
 def test_undo_refuses_a_file_whose_moods_changed_since(catalog, music_copy) -> None:

@@ -14,7 +14,10 @@ import stat
 import subprocess
 from pathlib import Path
 
+import mutagen
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from media import (
     ALBUM,
     ARTIST,
@@ -31,11 +34,13 @@ from media import (
 from moodlib.metadata import (
     SUPPORTED_EXTENSIONS,
     TagWriteError,
+    read_mood_state,
     read_moods,
     supported_extensions,
     write_moods,
 )
 from moodlib.metadata.atomic import TEMP_MARKER
+from moodlib.metadata.tags import CONVENTIONS
 
 MOODS = ["happy", "epic"]
 
@@ -150,6 +155,69 @@ def test_writing_the_same_moods_leaves_the_file_alone(song: Path) -> None:
     before = song.stat()
     assert write_moods(song, MOODS) == MOODS
     assert (song.stat().st_ino, song.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+# Any text a str can hold (no lone surrogates), the separators of every format and of the
+# programs that join values, empty and very long values.
+MOOD_VALUES = st.text(st.characters(exclude_categories=("Cs",)), max_size=300) | st.sampled_from(
+    ["", " ", "/", ";", "|", "\\", "\0", "a\0b", "=", "MOOD=x", "\r\n", "x" * 70_000]
+)
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,  # the same examples on every run
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(moods=st.lists(MOOD_VALUES, max_size=6))
+@example(moods=[""]).via("ID3 leaves out an empty frame")
+@example(moods=["", ""]).via("two empty values are a value")
+@example(moods=["happy/epic", "dark;sad", "calm|soft"]).via("other programs' separators")
+@example(moods=["épique", "悲しい", "🎵" * 1000]).via("unicode, long")
+def test_mood_values_read_back_exactly_or_are_refused_untouched(song: Path, moods) -> None:
+    reason = CONVENTIONS[type(mutagen.File(song))].cannot_hold(moods)
+    if reason is None:
+        write_moods(song, moods)
+        assert read_moods(song) == moods
+    else:
+        before = sha(song)
+        with pytest.raises(TagWriteError, match=reason):
+            write_moods(song, moods)
+        assert sha(song) == before
+
+
+@pytest.mark.parametrize("fmt", ID3_FORMATS, indirect=True)
+def test_an_id3v23_tag_stays_id3v23(song: Path, fmt: str) -> None:
+    audio = mutagen.File(song)
+    if audio.tags is None:
+        audio.add_tags()
+    audio.save(v2_version=3)
+
+    write_moods(song, MOODS)
+
+    assert read_mood_state(song).tag == "ID3v2.3"
+    assert read_moods(song) == MOODS
+    if fmt == "mp3":
+        assert song.read_bytes()[:4] == b"ID3\x03"
+
+
+def test_a_file_not_holding_the_expected_moods_is_not_written(song: Path) -> None:
+    write_moods(song, ["mine"])
+    before = sha(song)
+    with pytest.raises(TagWriteError, match=r"its moods changed to \['mine'\]"):
+        write_moods(song, MOODS, expect=[])
+    assert sha(song) == before
+
+
+def test_a_tag_holding_only_moods_can_be_dropped(song: Path, fmt: str) -> None:
+    had_tag = read_mood_state(song).tag
+    write_moods(song, MOODS)
+    write_moods(song, [], drop_empty_tag=True)
+    # The library's files have titles: their tag stays; only the WAV file had none.
+    assert read_mood_state(song).tag == had_tag
+    assert (had_tag == "") == (fmt == "wav")
 
 
 @pytest.mark.parametrize("fmt", ["mp3"], indirect=True)

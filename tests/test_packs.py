@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
 import pickle
+import shutil
 import threading
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 import torch
 
 from moodlib import tags as vocabulary
-from moodlib.packs import PackError, load_pack
+from moodlib.packs import PackError, load_pack, write_pack
 from moodlib.packstore import MTG_BASELINE_SHA256, PackStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -147,3 +149,84 @@ def test_models_list_shows_a_broken_pack_beside_the_readable_ones(tmp_path, monk
     assert line.startswith("! broken") and "unreadable:" in line
     entries = dict(PackStore(tmp_path / "home" / "packs").list())
     assert isinstance(entries["broken"], PackError) and entries["starter"].name == "starter"
+
+
+# Packs are data: every file they name is inside their folder
+
+
+def evil_copy_of_the_starter_pack(tmp_path: Path, weights_at: str) -> Path:
+    """The shipped pack, with its MSD member's weights named ``weights_at`` in the manifest
+    (a copy of the weights is put there, so that only the name is wrong)."""
+    pack = Path(shutil.copytree(PackStore().get("starter").root, tmp_path / "evil"))
+    original = "MSD_musicnn.safetensors"
+    target = Path(weights_at) if Path(weights_at).is_absolute() else pack / weights_at
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pack / original, target)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["members"][0]["weights"] = weights_at
+    manifest["files"] = {
+        weights_at if k == original else k: v for k, v in manifest["files"].items()
+    }
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    return pack
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "subfolder", "backslash"])
+def test_a_manifest_naming_a_file_outside_the_pack_is_refused_everywhere(
+    tmp_path, where, monkeypatch, capsys
+) -> None:
+    outside = tmp_path / "outside.safetensors"
+    weights_at = {
+        "absolute": str(outside),
+        "parent": "../outside.safetensors",
+        "subfolder": "sub/MSD_musicnn.safetensors",
+        "backslash": "..\\outside.safetensors",
+    }[where]
+    pack = evil_copy_of_the_starter_pack(tmp_path, weights_at)
+    refused = "is not a plain file name inside the pack folder"
+
+    with pytest.raises(PackError, match=refused):
+        load_pack(pack)
+    store = PackStore(tmp_path / "store", builtin_dir=tmp_path / "no-builtin")
+    with pytest.raises(PackError, match=refused):
+        store.install_folder(pack)
+    assert store.names() == []
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    from moodlib.cli import main
+
+    assert main(["models", "import", str(pack)]) == 1
+    assert refused in capsys.readouterr().err
+
+
+def test_a_file_linked_out_of_the_pack_folder_is_refused(tmp_path) -> None:
+    pack = Path(shutil.copytree(PackStore().get("starter").root, tmp_path / "linked"))
+    outside = Path(shutil.copyfile(pack / "LICENSE", tmp_path / "LICENSE"))
+    (pack / "LICENSE").unlink()
+    (pack / "LICENSE").symlink_to(outside)
+
+    with pytest.raises(PackError, match="LICENSE is a link to a file outside the pack folder"):
+        load_pack(pack)
+
+
+def test_verifying_a_manifest_never_reads_a_file_it_names_outside(tmp_path) -> None:
+    system_file = tmp_path / "secret"
+    system_file.write_text("not for packs\n")
+    pack = Path(shutil.copytree(PackStore().get("starter").root, tmp_path / "nosy"))
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["files"][str(system_file)] = "0" * 64
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(PackError) as refused:
+        load_pack(pack)
+
+    assert "not a plain file name" in str(refused.value)
+    assert hashlib.sha256(system_file.read_bytes()).hexdigest() not in str(refused.value)
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "dots"])
+def test_writing_a_pack_refuses_file_names_outside_it(tmp_path, where) -> None:
+    escaped = tmp_path / "escaped.safetensors"
+    name = {"parent": f"../../{escaped.name}", "absolute": str(escaped), "dots": ".."}[where]
+    with pytest.raises(PackError, match="not a plain file name"):
+        write_pack(tmp_path / "packs" / "new", {}, {name: {"w": torch.zeros(1)}})
+    assert not escaped.exists() and not (tmp_path / "packs" / "new").exists()

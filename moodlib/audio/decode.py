@@ -261,7 +261,8 @@ def _truncation_reason(error: _Truncated, native_rate: int) -> str:
 
 
 def _read_with_soundfile(path: Path, excerpt: _Excerpt) -> tuple[np.ndarray, int, int]:
-    with sf.SoundFile(path) as file:
+    # As bytes: soundfile encodes a str strictly, which fails on a name that is not UTF-8.
+    with sf.SoundFile(os.fsencode(path)) as file:
         native_rate, declared_total = file.samplerate, file.frames
         start, stop = excerpt.native_span(native_rate)
         stop = declared_total if stop is None else min(stop, declared_total)

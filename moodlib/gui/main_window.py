@@ -58,6 +58,7 @@ from moodlib.gui.track_panel import TrackPanel, TrackView
 from moodlib.inference import resolve_device
 from moodlib.library.catalog import Catalog
 from moodlib.library.views import added_tags, scan_errors
+from moodlib.metadata import journal
 from moodlib.metadata.journal import WriteResult
 from moodlib.packs import Pack, PackError
 from moodlib.packstore import PackStore
@@ -124,6 +125,9 @@ class MainWindow(QMainWindow):
         self.load_pack()  # the first read of the catalog, with the restored sort order
         self.refresh_problems()
         self._update_actions()
+        # A handful of files at most: what one interrupted write or undo left unsettled.
+        if summary := journal.recover(self.catalog).summary():
+            self.statusBar().showMessage(f"{summary[0].upper()}{summary[1:]}.", 15000)
 
     # -- building -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from moodlib.audio.frontend import mel_frequencies
 from moodlib.gui.jobs import Progress, Report
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
+from moodlib.library.paths import resolve_path
 from moodlib.metadata import journal
 from moodlib.metadata.journal import WriteResult, undo_last, write_tracks
 from moodlib.packs import Pack, PackError, verify_pack
@@ -84,7 +85,7 @@ def scan_folders(
 def remove_folder(folder: str, *, report: Report, cancel) -> int:
     """Forget the tracks below ``folder`` (the files are not touched); returns how many."""
     with open_catalog() as catalog:
-        return catalog.remove_missing([folder], set())
+        return catalog.remove_missing([resolve_path(folder)], set())
 
 
 # -- the spectrogram -----------------------------------------------------------------------
@@ -230,7 +231,7 @@ def last_write_size() -> int | None:
     """How many files the newest undoable write batch changed (None: nothing to undo)."""
     with open_catalog() as catalog:
         batches = catalog.undoable_batches()
-        return len(catalog.journal(batches[0])) if batches else None
+        return sum(e.state == "written" for e in catalog.journal(batches[0])) if batches else None
 
 
 def _write_progress(report: Report) -> Callable[[int, int, str], None]:

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from moodlib.library.paths import printable
+
 AnyIndex = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 
@@ -54,7 +56,7 @@ class FileOutcomeModel(QAbstractTableModel):
             return None
         outcome = self.outcomes[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return (outcome.path, outcome.outcome, outcome.detail)[index.column()]
+            return (printable(outcome.path), outcome.outcome, outcome.detail)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and outcome.outcome == "unchanged":
             return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         return None

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication
 
 from moodlib import tags as vocabulary
 from moodlib.library.catalog import Catalog
+from moodlib.library.paths import printable
 from moodlib.library.views import (
     ScoreTable,
     SortKey,
@@ -219,7 +220,8 @@ def _cells(row: TrackRow | None, scores: np.ndarray, thresholds: Mapping[str, fl
     """Display texts, then tooltips, then which cells are drawn muted, of one row."""
     if row is None:  # removed since the index was built
         return ("",) * (2 * len(Column.HEADERS)) + ((False,) * len(Column.HEADERS),)
-    title = row.title or row.path.rsplit("/", 1)[-1]
+    path = printable(row.path)  # a name that is not UTF-8 shows its bytes as \xNN
+    title = row.title or path.rsplit("/", 1)[-1]
     top, top_tip = _top_tags(scores, thresholds)
     review, review_tip = _review_state(row)
     written, written_tip = _write_state(row, scored=not np.isnan(scores).all())
@@ -232,7 +234,7 @@ def _cells(row: TrackRow | None, scores: np.ndarray, thresholds: Mapping[str, fl
         review,
         written,
     )
-    tips = (row.path, row.artist, row.album, None, top_tip, review_tip, written_tip)
+    tips = (path, row.artist, row.album, None, top_tip, review_tip, written_tip)
     muted = (
         bool(row.error),
         False,
@@ -243,7 +245,7 @@ def _cells(row: TrackRow | None, scores: np.ndarray, thresholds: Mapping[str, fl
         written_tip is None or row.written_at is None,
     )
     if row.error:
-        tips = (f"{row.path}\n{row.error}", *tips[1:])
+        tips = (f"{path}\n{row.error}", *tips[1:])
     return texts + tips + (muted,)
 
 

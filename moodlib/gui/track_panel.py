@@ -32,6 +32,7 @@ from moodlib.gui.playback import Playback
 from moodlib.gui.plots import ScoreChart, SpectrogramView
 from moodlib.gui.table_model import format_duration
 from moodlib.library.catalog import Track
+from moodlib.library.paths import printable
 from moodlib.packs import Pack
 
 
@@ -179,10 +180,11 @@ class TrackPanel(QWidget):
             self._update_buttons()
             return
         track = view.track
-        self.title.setText(track.title or track.path.rsplit("/", 1)[-1])
+        path = printable(track.path)
+        self.title.setText(track.title or path.rsplit("/", 1)[-1])
         details = [x for x in (track.artist, track.album, format_duration(track.duration)) if x]
-        self.subtitle.setText(" — ".join(details) or track.path)
-        self.subtitle.setToolTip(track.path)
+        self.subtitle.setText(" — ".join(details) or path)
+        self.subtitle.setToolTip(path)
         pack = view.pack
         self.chart.show_scores(
             view.scores,

@@ -9,7 +9,14 @@ Tables:
 - ``decisions``: per track and tag, the user's ``accept`` or ``reject``; tags the user adds
   are accepted tags (``added`` = 1). Tags beyond the 56 are allowed here.
 - ``write_batches`` / ``write_journal``: every tag write, with the mood values before and
-  after, so ``undo`` can put the previous values back.
+  after and how the file held its tags before, so ``undo`` can put them back. An entry is
+  recorded (``pending``) before its file is replaced and settled after (``written``); an undo
+  marks it ``undoing``, then ``undone``. Entries left ``pending`` or ``undoing`` by a crash are
+  settled by ``metadata.journal.recover``.
+
+Paths are the real paths the scanner gives (``library.paths``); one that is not valid UTF-8 is
+stored as a BLOB of its bytes (``db_path``). Older catalogs are upgraded when opened
+(``_MIGRATIONS``).
 
 The indexes on ``tracks`` serve the orders of the GUI's table (``library.views``), the one on
 ``write_journal(path)`` its "written" column.
@@ -24,15 +31,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from moodlib import tags as vocabulary
+from moodlib.library.paths import printable
 
-SCHEMA_VERSION = 1
+WRITE_STATES = ("pending", "written", "undoing", "undone")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (
@@ -76,16 +84,40 @@ CREATE TABLE IF NOT EXISTS write_journal (
     path TEXT NOT NULL,
     before TEXT NOT NULL,
     after TEXT NOT NULL,
-    written_at REAL NOT NULL
+    written_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'written'
+        CHECK (state IN ('pending', 'written', 'undoing', 'undone')),
+    before_tag TEXT  -- the tag the file had ("ID3v2.3", ...), '' for none, NULL if unknown
 );
 CREATE INDEX IF NOT EXISTS journal_by_batch ON write_journal(batch_id);
 CREATE INDEX IF NOT EXISTS journal_by_path ON write_journal(path);
+CREATE INDEX IF NOT EXISTS journal_unsettled ON write_journal(state)
+    WHERE state IN ('pending', 'undoing');
 CREATE INDEX IF NOT EXISTS tracks_by_title ON tracks(title COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS tracks_by_artist
     ON tracks(artist COLLATE NOCASE, album COLLATE NOCASE, title COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS tracks_by_album ON tracks(album COLLATE NOCASE, title COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS tracks_by_duration ON tracks(duration);
 """
+
+
+def _record_write_states(db: sqlite3.Connection) -> None:
+    """1 -> 2: journal entries get a state and the tag the file had before (unknown)."""
+    db.execute(
+        "ALTER TABLE write_journal ADD COLUMN state TEXT NOT NULL DEFAULT 'written'"
+        " CHECK (state IN ('pending', 'written', 'undoing', 'undone'))"
+    )
+    db.execute("ALTER TABLE write_journal ADD COLUMN before_tag TEXT")
+    db.execute(
+        "UPDATE write_journal SET state = 'undone' WHERE batch_id IN"
+        " (SELECT id FROM write_batches WHERE undone_at IS NOT NULL)"
+    )
+
+
+# _MIGRATIONS[n - 1] upgrades a catalog of schema version n to n + 1, inside one transaction;
+# tables and indexes that are new in a version come from _SCHEMA afterwards.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_record_write_states,)
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 
 
 @dataclass
@@ -104,11 +136,45 @@ class Track:
 
 @dataclass
 class JournalEntry:
+    """One file of a write batch. ``before_tag`` is the tag the file held its moods in before
+    the write ("" when it had no tag at all, None when not recorded: older catalogs)."""
+
     id: int
     batch_id: int
     path: str
     before: list[str]
     after: list[str]
+    state: str
+    before_tag: str | None
+
+
+@dataclass(frozen=True)
+class WriteIntent:
+    """What a write is about to do to one file (``JournalEntry`` before it exists)."""
+
+    path: str
+    before: list[str]
+    after: list[str]
+    before_tag: str
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be opened; names the file and the reason."""
+
+
+def db_path(path: str) -> str | bytes:
+    """How the catalog stores ``path``: as text, or as its bytes when it is not valid UTF-8
+    (a file name with surrogate escapes, see ``library.paths``)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def path_from_db(value: str | bytes) -> str:
+    """The path ``db_path`` stored as ``value``."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def escape_like(text: str) -> str:
@@ -137,8 +203,22 @@ class Catalog:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
+            self._upgrade()
             self._db.executescript(_SCHEMA)  # executescript commits by itself
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _upgrade(self) -> None:
+        """Bring an older catalog to ``SCHEMA_VERSION`` (a new one is stamped with it)."""
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path}: made by a newer moodlib (catalog version {version}, this "
+                    f"moodlib reads up to {SCHEMA_VERSION})"
+                )
+            if version > 0:
+                for migrate in _MIGRATIONS[version - 1 :]:
+                    migrate(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -151,11 +231,14 @@ class Catalog:
         self.close()
 
     class _Tx:
-        def __init__(self, catalog: Catalog) -> None:
+        def __init__(self, catalog: Catalog, durable: bool) -> None:
             self.catalog = catalog
+            self.durable = durable
 
         def __enter__(self) -> sqlite3.Connection:
             self.catalog._lock.acquire()
+            if self.durable:
+                self.catalog._db.execute("PRAGMA synchronous=FULL")
             self.catalog._db.execute("BEGIN IMMEDIATE")
             return self.catalog._db
 
@@ -163,10 +246,14 @@ class Catalog:
             try:
                 self.catalog._db.execute("ROLLBACK" if exc_type else "COMMIT")
             finally:
+                if self.durable:
+                    self.catalog._db.execute("PRAGMA synchronous=NORMAL")
                 self.catalog._lock.release()
 
-    def _transaction(self) -> _Tx:
-        return Catalog._Tx(self)
+    def _transaction(self, *, durable: bool = False) -> _Tx:
+        """A write transaction; a ``durable`` one is on disk when it ends (WAL synced), not
+        only safe from a crash of this process."""
+        return Catalog._Tx(self, durable)
 
     def _query(self, sql: str, params: Iterable = (), *, plain: bool = False) -> list:
         with self._lock:
@@ -191,15 +278,17 @@ class Catalog:
         error: str | None = None,
     ) -> int:
         """Insert or update the track at ``path``; a changed file loses its old predictions."""
+        key = db_path(path)
         with self._transaction() as db:
-            row = db.execute("SELECT id, size, mtime_ns FROM tracks WHERE path=?", (path,))
+            row = db.execute("SELECT id, size, mtime_ns FROM tracks WHERE path=?", (key,))
             row = row.fetchone()
-            values = (size, mtime_ns, duration, format, title, artist, album, error, time.time())
+            text = [None if t is None else printable(t) for t in (title, artist, album, error)]
+            values = (size, mtime_ns, duration, format, *text, time.time())
             if row is None:
                 cursor = db.execute(
                     "INSERT INTO tracks (size, mtime_ns, duration, format, title, artist, album,"
                     " error, scanned_at, path) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (*values, path),
+                    (*values, key),
                 )
                 return int(cursor.lastrowid)
             if (row["size"], row["mtime_ns"]) != (size, mtime_ns):
@@ -217,7 +306,9 @@ class Catalog:
         Only the tags changed, so the predictions stay valid and the next scan skips it.
         """
         with self._transaction() as db:
-            db.execute("UPDATE tracks SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+            db.execute(
+                "UPDATE tracks SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, db_path(path))
+            )
 
     def track(self, track_id: int) -> Track:
         rows = self._query("SELECT * FROM tracks WHERE id=?", (track_id,))
@@ -226,19 +317,29 @@ class Catalog:
         return _track(rows[0])
 
     def track_by_path(self, path: str) -> Track | None:
-        rows = self._query("SELECT * FROM tracks WHERE path=?", (path,))
+        rows = self._query("SELECT * FROM tracks WHERE path=?", (db_path(path),))
         return _track(rows[0]) if rows else None
 
     def tracks(self, under: Iterable[str] = ()) -> list[Track]:
-        """Every track, or those below any of the folders/files ``under``."""
-        prefixes = [str(p) for p in under]
-        if not prefixes:
+        """Every track, or those at or below any of the paths ``under`` (real paths)."""
+        clauses, params = [], []
+        for prefix in map(str, under):
+            clauses.append("path = ?")
+            params.append(db_path(prefix))
+            # Paths below a folder sort between "folder/" and "folder0" ("0" follows "/"),
+            # stored as text or, when not UTF-8, as bytes: both ranges are asked for.
+            below = prefix.rstrip(os.sep) + os.sep
+            beyond = below[:-1] + chr(ord(os.sep) + 1)
+            for low, high in {
+                (db_path(below), db_path(beyond)),
+                (os.fsencode(below), os.fsencode(beyond)),
+            }:
+                clauses.append("(path > ? AND path < ?)")
+                params += [low, high]
+        if not clauses:
             return [_track(r) for r in self._query("SELECT * FROM tracks ORDER BY path")]
-        clauses = " OR ".join("path = ? OR path LIKE ? ESCAPE '\\'" for _ in prefixes)
-        params = []
-        for prefix in prefixes:
-            params += [prefix, escape_like(prefix.rstrip(os.sep)) + os.sep + "%"]
-        rows = self._query(f"SELECT * FROM tracks WHERE {clauses} ORDER BY path", params)
+        where = " OR ".join(clauses)
+        rows = self._query(f"SELECT * FROM tracks WHERE {where} ORDER BY path", params)
         return [_track(r) for r in rows]
 
     def remove_missing(self, under: Iterable[str], present: set[str]) -> int:
@@ -344,32 +445,78 @@ class Catalog:
             )
             return int(cursor.lastrowid)
 
-    def journal_write(self, batch_id: int, path: str, before: list[str], after: list[str]) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO write_journal (batch_id, path, before, after, written_at)"
-                " VALUES (?,?,?,?,?)",
-                (batch_id, path, json.dumps(before), json.dumps(after), time.time()),
+    def record_intents(self, batch_id: int, intents: Sequence[WriteIntent]) -> list[int]:
+        """Journal writes about to happen as ``pending`` entries, durably: on disk before any
+        of the files is replaced. Returns the entries' ids, in order."""
+        now = time.time()
+        with self._transaction(durable=True) as db:
+            return [
+                int(
+                    db.execute(
+                        "INSERT INTO write_journal (batch_id, path, before, after, written_at,"
+                        " state, before_tag) VALUES (?,?,?,?,?,'pending',?)",
+                        (batch_id, db_path(i.path), json.dumps(i.before), json.dumps(i.after),
+                         now, i.before_tag),
+                    ).lastrowid
+                )
+                for i in intents
+            ]  # fmt: skip
+
+    def set_journal_state(
+        self, entry_ids: Iterable[int], state: str, *, durable: bool = False
+    ) -> None:
+        """Move journal entries to ``state`` (one of ``WRITE_STATES``); a ``durable`` change is
+        on disk before the call returns (an undo's intent)."""
+        if state not in WRITE_STATES:
+            raise ValueError(f"unknown journal state {state!r}")
+        with self._transaction(durable=durable) as db:
+            db.executemany(
+                "UPDATE write_journal SET state=? WHERE id=?", [(state, i) for i in entry_ids]
             )
 
+    def forget_journal_entries(self, entry_ids: Iterable[int]) -> None:
+        """Drop ``pending`` entries whose file was never replaced."""
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM write_journal WHERE id=? AND state='pending'",
+                [(i,) for i in entry_ids],
+            )
+
+    def unsettled_journal(self) -> list[JournalEntry]:
+        """Entries a write or an undo left ``pending`` or ``undoing`` (a crash), oldest first."""
+        rows = self._query(
+            "SELECT * FROM write_journal WHERE state IN ('pending', 'undoing') ORDER BY id"
+        )
+        return [_journal_entry(r) for r in rows]
+
+    def moods_written(self, path: str) -> set[str]:
+        """The mood values moodlib put into ``path``'s file: what its journal entries added,
+        except those undone (an unsettled entry counts: its values are in the file if the
+        crash came after its rename, and not in it otherwise)."""
+        rows = self._query(
+            "SELECT before, after FROM write_journal WHERE path=? AND state != 'undone'",
+            (db_path(path),),
+        )
+        added: set[str] = set()
+        for row in rows:
+            added |= set(json.loads(row["after"])) - set(json.loads(row["before"]))
+        return added
+
     def undoable_batches(self) -> list[int]:
-        """Batches not yet undone that wrote something, newest first."""
+        """Batches with written entries not undone yet, newest first."""
         rows = self._query(
             "SELECT b.id FROM write_batches b WHERE b.undone_at IS NULL AND EXISTS"
-            " (SELECT 1 FROM write_journal j WHERE j.batch_id=b.id) ORDER BY b.id DESC"
+            " (SELECT 1 FROM write_journal j WHERE j.batch_id=b.id AND j.state='written')"
+            " ORDER BY b.id DESC"
         )
         return [r["id"] for r in rows]
 
     def journal(self, batch_id: int) -> list[JournalEntry]:
+        """The entries of a batch, newest first."""
         rows = self._query(
             "SELECT * FROM write_journal WHERE batch_id=? ORDER BY id DESC", (batch_id,)
         )
-        return [
-            JournalEntry(
-                r["id"], r["batch_id"], r["path"], json.loads(r["before"]), json.loads(r["after"])
-            )
-            for r in rows
-        ]
+        return [_journal_entry(r) for r in rows]
 
     def mark_undone(self, batch_id: int) -> None:
         with self._transaction() as db:
@@ -385,5 +532,18 @@ class Catalog:
         return self._query(sql, params, plain=True)
 
 
+def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+    return JournalEntry(
+        row["id"],
+        row["batch_id"],
+        path_from_db(row["path"]),
+        json.loads(row["before"]),
+        json.loads(row["after"]),
+        row["state"],
+        row["before_tag"],
+    )
+
+
 def _track(row: sqlite3.Row) -> Track:
-    return Track(**{k: row[k] for k in Track.__dataclass_fields__})
+    fields = {k: row[k] for k in Track.__dataclass_fields__}
+    return Track(**{**fields, "path": path_from_db(fields["path"])})

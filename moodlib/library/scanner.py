@@ -2,59 +2,153 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import mutagen
 
 from moodlib.formats import AUDIO_EXTENSIONS
-
-# Temporary copies the tag writer makes beside a file start with this marker.
-_SKIP_MARKERS = (".moodlib-tmp-",)
+from moodlib.library.paths import printable, resolve_path
+from moodlib.metadata.atomic import TEMP_MARKER
 
 
 @dataclass(frozen=True)
 class FoundFile:
-    path: str
+    """An audio file a walk found, or a link that should have led to one (``error`` says why
+    it does not)."""
+
+    path: str  # the real path (for a broken link: the link's own)
     size: int
     mtime_ns: int
+    error: str | None = None
 
 
-def find_audio_files(paths: Iterable[str | os.PathLike]) -> Iterator[FoundFile]:
-    """Every audio file at or below ``paths`` (absolute, sorted per folder, no duplicates).
+def find_audio_files(
+    paths: Iterable[str | os.PathLike], *, reached: set[str] | None = None
+) -> Iterator[FoundFile]:
+    """Every audio file at or below ``paths``, once, by its real path; sorted per folder.
 
-    Hidden files and folders and moodlib's own temporary files are skipped; a folder that
-    cannot be listed is skipped (the caller reports missing top-level paths).
+    Links to files and folders are followed; a link that dangles or loops is yielded with an
+    ``error`` when it could have been a track (an audio extension, or none: a folder). Hidden
+    files and folders and moodlib's own temporary files are skipped, and so is a folder that
+    cannot be listed (the caller reports missing top-level paths).
+
+    ``reached`` collects where the walk starts from: the real ``paths`` and the targets of the
+    links it follows. A track at or below one of them that the walk did not find is gone.
     """
     seen: set[str] = set()
-    for root in paths:
-        root = Path(root).expanduser().absolute()
-        if root.is_file():
-            candidates: Iterable[Path] = [root]
-        else:
-            candidates = _walk(root)
-        for path in candidates:
-            key = str(path)
-            if key in seen or path.suffix.lower() not in AUDIO_EXTENSIONS:
-                continue
-            if any(marker in path.name for marker in _SKIP_MARKERS):
-                continue
-            seen.add(key)
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            yield FoundFile(key, stat.st_size, stat.st_mtime_ns)
+    reached = set() if reached is None else reached
+    for top in map(resolve_path, paths):
+        yield from _walk(top, seen, reached)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root, onerror=lambda error: None):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(folder) / name
+def reached_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Where a walk of ``paths`` starts from (see ``find_audio_files``); walks them."""
+    reached: set[str] = set()
+    for _ in find_audio_files(paths, reached=reached):
+        pass
+    return sorted(reached)
+
+
+def _walk(top: str, seen: set[str], reached: set[str]) -> Iterator[FoundFile]:
+    reached.add(top)
+    try:
+        top_stat = os.stat(top)
+    except OSError:
+        return
+    if not stat.S_ISDIR(top_stat.st_mode):
+        if top not in seen and _is_audio(top):
+            seen.add(top)
+            yield FoundFile(top, top_stat.st_size, top_stat.st_mtime_ns)
+        return
+    folders = [top]  # still to list, the next one last
+    while folders:
+        folder = folders.pop()
+        if folder in seen:
+            continue
+        seen.add(folder)
+        subfolders = []
+        for entry in _listing(folder):
+            if entry.is_symlink():
+                yield from _follow(entry, folder, seen, reached, subfolders)
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+            elif entry.path not in seen and _is_audio(entry.name):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:  # gone since the listing
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    seen.add(entry.path)
+                    yield FoundFile(entry.path, st.st_size, st.st_mtime_ns)
+        folders += reversed(subfolders)
+
+
+def _follow(
+    link: os.DirEntry, folder: str, seen: set[str], reached: set[str], subfolders: list[str]
+) -> Iterator[FoundFile]:
+    """The file ``link`` leads to, or its target folder added to ``subfolders``."""
+    target = os.path.realpath(link.path)
+    try:
+        st = os.stat(target)
+    except OSError as error:
+        if _could_be_a_track(link.name):
+            yield _broken_link(link.path, _link_problem(link.path, error))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if folder == target or folder.startswith(target.rstrip(os.sep) + os.sep):
+            reason = f"a symbolic link to {printable(target)}, a folder that contains it"
+            yield _broken_link(link.path, reason + ": not followed")
+            return
+        subfolders.append(target)
+    elif not (stat.S_ISREG(st.st_mode) and _is_audio(target)):
+        return
+    reached.add(target)
+    if target not in seen and stat.S_ISREG(st.st_mode):
+        seen.add(target)
+        yield FoundFile(target, st.st_size, st.st_mtime_ns)
+
+
+def _listing(folder: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e for e in entries if not e.name.startswith(".")), key=_name)
+    except OSError:
+        return []
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _is_audio(path: str) -> bool:
+    name = os.path.basename(path)
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and TEMP_MARKER not in name
+
+
+def _could_be_a_track(name: str) -> bool:
+    extension = os.path.splitext(name)[1].lower()
+    return extension in AUDIO_EXTENSIONS or not extension
+
+
+def _link_problem(link: str, error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "a symbolic link that loops (it leads back to itself)"
+    if error.errno == errno.ENOENT:
+        target = printable(os.path.realpath(link))
+        return f"a symbolic link to {target}, which does not exist"
+    return f"a symbolic link that cannot be followed: {error.strerror}"
+
+
+def _broken_link(link: str, reason: str) -> FoundFile:
+    try:
+        st = os.lstat(link)
+    except OSError:  # gone since the listing
+        return FoundFile(link, 0, 0, reason)
+    return FoundFile(link, st.st_size, st.st_mtime_ns, reason)
 
 
 def display_tags(path: str | os.PathLike) -> dict[str, str | None]:

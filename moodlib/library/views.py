@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moodlib import tags as vocabulary
-from moodlib.library.catalog import Catalog, escape_like
+from moodlib.library.catalog import Catalog, escape_like, path_from_db
 
 N_TAGS = len(vocabulary.TAGS)
 
@@ -129,8 +129,7 @@ _SQL_ORDER = {
 
 _REVIEWED = "SELECT track_id, COUNT(*) AS n FROM decisions GROUP BY track_id"
 _WRITTEN = (
-    "SELECT j.path, MAX(j.written_at) AS at FROM write_journal j"
-    " JOIN write_batches b ON b.id = j.batch_id WHERE b.undone_at IS NULL GROUP BY j.path"
+    "SELECT path, MAX(written_at) AS at FROM write_journal WHERE state = 'written' GROUP BY path"
 )
 
 
@@ -228,22 +227,23 @@ def track_rows(catalog: Catalog, ids: Sequence[int]) -> dict[int, TrackRow]:
         f" WHERE t.id IN ({marks}) GROUP BY t.id",
         ids,
     )
-    paths = [r[1] for r in rows]
+    paths = [r[1] for r in rows]  # as stored: text, or bytes (``catalog.db_path``)
     written = dict(
         catalog.select(
-            "SELECT j.path, MAX(j.written_at) FROM write_journal j"
-            " JOIN write_batches b ON b.id = j.batch_id"
-            f" WHERE b.undone_at IS NULL AND j.path IN ({','.join('?' * len(paths))})"
-            " GROUP BY j.path",
+            "SELECT path, MAX(written_at) FROM write_journal"
+            f" WHERE state = 'written' AND path IN ({','.join('?' * len(paths))}) GROUP BY path",
             paths,
         )
     )
-    return {r[0]: TrackRow(*r, written_at=written.get(r[1])) for r in rows}
+    return {
+        r[0]: TrackRow(r[0], path_from_db(r[1]), *r[2:], written_at=written.get(r[1])) for r in rows
+    }
 
 
 def scan_errors(catalog: Catalog) -> list[tuple[str, str]]:
     """``(path, error)`` of every track whose last scan failed, by path."""
-    return catalog.select("SELECT path, error FROM tracks WHERE error IS NOT NULL ORDER BY path")
+    rows = catalog.select("SELECT path, error FROM tracks WHERE error IS NOT NULL ORDER BY path")
+    return [(path_from_db(path), error) for path, error in rows]
 
 
 def added_tags(catalog: Catalog, track_id: int) -> list[str]:

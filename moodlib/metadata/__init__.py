@@ -6,6 +6,8 @@
 from moodlib.metadata.errors import TagWriteError
 from moodlib.metadata.tags import (
     SUPPORTED_EXTENSIONS,
+    MoodState,
+    read_mood_state,
     read_moods,
     supported_extensions,
     write_moods,
@@ -13,7 +15,9 @@ from moodlib.metadata.tags import (
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
+    "MoodState",
     "TagWriteError",
+    "read_mood_state",
     "read_moods",
     "supported_extensions",
     "write_moods",

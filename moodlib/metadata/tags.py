@@ -6,14 +6,16 @@ from its content, and hand it to the convention that container uses for moods:
 =========================  ==============================  ===========================
 container                  convention                      extensions
 =========================  ==============================  ===========================
-MP3, WAV, AIFF             ID3v2.4 ``TMOO``                .mp3 .wav .aif .aiff
+MP3, WAV, AIFF             ID3v2 ``TMOO`` (v2.3 or v2.4)   .mp3 .wav .aif .aiff
 FLAC, Ogg Vorbis, Opus     Vorbis comment ``MOOD``         .flac .ogg .oga .opus
 MP4 (AAC, ALAC)            ``----:com.apple.iTunes:MOOD``  .m4a
 ASF                        ``WM/Mood``                     .wma
 WavPack, Monkey's, MPC     APEv2 ``Mood``                  .wv .ape .mpc
 =========================  ==============================  ===========================
 
-A write never edits the file in place: the tags go into a copy that then replaces it.
+A write never edits the file in place: the tags go into a copy that then replaces it. It
+keeps the file's ID3 version; ``read_mood_state`` says which tag a file holds its moods in, so
+that an undo can also take away a tag moodlib added (``drop_empty_tag``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,10 +54,12 @@ from moodlib.metadata.conventions import (
 )
 from moodlib.metadata.errors import TagWriteError
 
+_ID3 = ID3Moods()
+
 CONVENTIONS: dict[type[FileType], MoodConvention] = {
-    MP3: ID3Moods(),
-    WAVE: ID3Moods(),
-    AIFF: ID3Moods(),
+    MP3: _ID3,
+    WAVE: _ID3,
+    AIFF: _ID3,
     FLAC: VorbisMoods(),
     OggVorbis: VorbisMoods(),
     OggOpus: VorbisMoods(),
@@ -81,55 +86,100 @@ def supported_extensions() -> frozenset[str]:
     return SUPPORTED_EXTENSIONS
 
 
+@dataclass(frozen=True)
+class MoodState:
+    """A file's mood values and the tag holding them ("" when the file has no tag)."""
+
+    moods: list[str]
+    tag: str
+
+
 def read_moods(path: str | os.PathLike[str]) -> list[str]:
     """The mood values in the file, in order ([] when it has none).
 
     Raises ``TagWriteError`` when the file cannot be read or is not a supported audio file.
     """
+    return read_mood_state(path).moods
+
+
+def read_mood_state(path: str | os.PathLike[str]) -> MoodState:
+    """The mood values in the file and the tag they are in ("ID3v2.3", "Vorbis comment", ...;
+    "" when the file has no tag at all).
+
+    Raises ``TagWriteError`` when the file cannot be read or is not a supported audio file.
+    """
     with _as_tag_error(path):
         audio = _load(path)
-        return CONVENTIONS[type(audio)].read(audio)
+        convention = CONVENTIONS[type(audio)]
+        return MoodState(convention.read(audio), convention.tag(audio))
 
 
-def write_moods(path: str | os.PathLike[str], moods: Sequence[str]) -> list[str]:
+def write_moods(
+    path: str | os.PathLike[str],
+    moods: Sequence[str],
+    *,
+    expect: Sequence[str] | None = None,
+    drop_empty_tag: bool = False,
+) -> list[str]:
     """Make the file's mood field hold exactly ``moods`` and return the values it held before.
 
     An empty ``moods`` removes the field; writing the returned list back undoes the change.
-    Every other tag and the audio stay as they were, and the file is replaced atomically by
-    an edited copy, so it is never left half-written. When the file already holds ``moods``
-    it is not rewritten.
+    Every other tag and the audio stay as they were (an ID3 tag keeps its version), and the
+    file is replaced atomically by an edited copy, so it is never left half-written. When the
+    file already holds ``moods`` it is not rewritten.
+
+    ``expect``: the values the file should hold now; it is not written when it holds others.
+    ``drop_empty_tag``: when nothing but the moods was in the file's tag, remove the tag
+    itself (an undo of a write that added it).
 
     Raises ``TagWriteError`` (file untouched) when the file is read-only, unreadable, corrupt
-    or not a supported audio file, when a mood contains NUL and the format separates values
-    with NUL (ID3v2, APEv2), or when the write fails; ``TypeError`` when a mood is not a str.
+    or not a supported audio file, when the format cannot hold ``moods`` exactly (a NUL in a
+    value of ID3v2, APEv2 or ASF; ID3v2's one empty value), when it does not hold ``expect``,
+    or when the write fails; ``TypeError`` when a mood is not a str.
     """
     moods = list(moods)
     if not all(isinstance(mood, str) for mood in moods):
         raise TypeError(f"mood values must be strings: {moods!r}")
 
     def edit(copy: Path) -> list[str]:
-        audio = _load(copy)
+        audio = _load(copy, for_writing=True)
         convention = CONVENTIONS[type(audio)]
         replaced = convention.read(audio)
-        convention.write(audio, moods)
+        _check_expected(path, replaced, expect)
+        convention.put(audio, moods)
+        if drop_empty_tag and not audio.tags:
+            audio.delete()
+        else:
+            convention.save(audio)
         return replaced
 
     with _as_tag_error(path):
         audio = _load(path)
         convention = CONVENTIONS[type(audio)]
         previous = convention.read(audio)
+        _check_expected(path, previous, expect)
         if previous == moods:
             return previous
         _check_complete(path, audio)
-        if convention.nul_separated and any("\0" in mood for mood in moods):
-            raise TagWriteError(path, f"a mood contains NUL, the {convention.name} separator")
+        if reason := convention.cannot_hold(moods):
+            raise TagWriteError(path, reason)
         return replace_with_edited_copy(Path(path), edit)
 
 
-def _load(path: str | os.PathLike[str]) -> FileType:
+def _check_expected(
+    path: str | os.PathLike[str], moods: list[str], expect: Sequence[str] | None
+) -> None:
+    if expect is not None and moods != list(expect):
+        raise TagWriteError(path, f"its moods changed to {moods} since they were read")
+
+
+def _load(path: str | os.PathLike[str], *, for_writing: bool = False) -> FileType:
     audio = mutagen.File(path, options=list(CONVENTIONS))
     if audio is None:
         raise MutagenError("not a supported audio file")
+    if for_writing and CONVENTIONS[type(audio)] is _ID3:
+        # Again, without mutagen's upgrade of every frame to ID3v2.4: saved as read.
+        audio = type(audio)(path, translate=False)
     return audio
 
 

@@ -97,11 +97,15 @@ def test_the_cache_is_reused_until_the_audio_changes(audio_dataset, tmp_path):
     paths = [t.path for t in read_split(split_file(dataset.split_dir, "test"))[:3]]
     modules = audio_cache.source_modules({}, ["melspecs"])
     cache = tmp_path / "cache"
-    audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
+    [folder], _ = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
+    # Times set, not waited for: each cached input as old as its audio, then one file newer.
+    written = 1_700_000_000 * 10**9
+    for path in paths:
+        for file in (audio / path, mel_path(cache / folder, path)):
+            os.utime(file, ns=(written, written))
 
     _, again = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
-    later = os.stat(audio / paths[0]).st_mtime + 10
-    os.utime(audio / paths[0], (later, later))
+    os.utime(audio / paths[0], ns=(written + 10**9, written + 10**9))
     _, changed = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
 
     assert (again.computed, again.reused) == (0, 3)

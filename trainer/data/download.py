@@ -11,7 +11,7 @@ For each archive, in the list's order:
 1. an archive already verified and unpacked by an earlier run (a marker under
    ``OUTDIR/.verified/``) is skipped;
 2. otherwise it is downloaded to ``FILENAME.part``, resuming a partial file with an HTTP Range
-   request, while its sha256 is computed;
+   request, while its sha256 is computed (``moodlib.download.fetch``);
 3. an archive whose sha256 does not match is deleted, never unpacked, and reported; the other
    archives go on, and :class:`DownloadError` names every failed one at the end;
 4. a verified archive is renamed to ``FILENAME``, unpacked (members outside the output folder
@@ -20,18 +20,17 @@ For each archive, in the list's order:
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from tqdm import tqdm
 
+from moodlib.download import DownloadError as FetchError
+from moodlib.download import fetch
 from trainer import TrainerError
 
 DATA_TYPES = ("melspecs", "audio", "audio-low")
@@ -40,7 +39,6 @@ SHA256_LIST_URL = (
     "https://raw.githubusercontent.com/MTG/mtg-jamendo-dataset/master/data/download/"
     "autotagging_moodtheme_{data_type}_sha256_tars.txt"
 )
-CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 60
 MARKER_DIR = ".verified"
 
@@ -167,86 +165,21 @@ def download_dataset(
     return unpacked
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        _copy(stream, digest.update)
-    return digest.hexdigest()
-
-
 def _fetch_verified(url: str, destination: Path, sha256: str, progress: bool) -> Path:
     """``destination`` with the expected content, downloaded or resumed as needed."""
-    if destination.is_file():
-        if file_sha256(destination) == sha256:
-            return destination
-        destination.unlink()
-    partial = destination.with_name(destination.name + ".part")
-    actual = _download(url, partial, progress)
-    if actual != sha256:
-        partial.unlink()
-        raise DownloadError(
-            f"{url}: sha256 mismatch (expected {sha256}, got {actual}); the download was "
-            "deleted and not unpacked"
-        )
-    partial.replace(destination)
-    return destination
+    bar = tqdm(
+        unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress
+    )
 
+    def on_progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
 
-def _download(url: str, partial: Path, progress: bool) -> str:
-    """Download ``url`` into ``partial``, resuming what it holds; return the file's sha256."""
-    digest = hashlib.sha256()
-    offset = partial.stat().st_size if partial.is_file() else 0
-    request = urllib.request.Request(url)
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:
-            # The partial file already holds every byte: verify it as it is.
-            return file_sha256(partial)
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"{url}: cannot connect ({error})") from error
-    with response:
-        # A server that ignores the Range header sends the whole file again (200).
-        resumed = bool(offset) and response.status == 206
-        if resumed:
-            with open(partial, "rb") as stream:
-                _copy(stream, digest.update)
-        else:
-            offset = 0
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
-        bar = tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=partial.name.removesuffix(".part"),
-            disable=not progress,
-        )
+    with bar:
         try:
-            with bar, open(partial, "ab" if resumed else "wb") as stream:
-                _copy(response, digest.update, stream.write, lambda chunk: bar.update(len(chunk)))
-        except (OSError, http.client.HTTPException) as error:
-            raise DownloadError(
-                f"{url}: the download broke off ({error}); run again to resume"
-            ) from error
-    if total is not None and partial.stat().st_size < total:
-        raise DownloadError(
-            f"{url}: the download broke off at {partial.stat().st_size} of {total} bytes; "
-            "run again to resume"
-        )
-    return digest.hexdigest()
-
-
-def _copy(source: BinaryIO, *consumers: Callable[[bytes], object]) -> None:
-    while chunk := source.read(CHUNK_BYTES):
-        for consume in consumers:
-            consume(chunk)
+            return fetch(url, destination, sha256=sha256, progress=on_progress)
+        except FetchError as error:
+            raise DownloadError(str(error)) from error
 
 
 def _unpack(archive: Path, outdir: Path) -> None:
