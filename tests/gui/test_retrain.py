@@ -177,9 +177,10 @@ def test_retraining_shows_base_vs_personal_and_switching_rescans(
     assert sorted(again.outcome.scored) == sorted(t.path for t in tracks[:2])
     assert again.pack_name != name and again.pack_name.startswith("personal-")
     assert again.outcome.result.train_tracks + again.outcome.result.held_out_tracks == 12
+    wait_idle(window)  # the worker's ``ended`` can reach the window after its result
     qtbot.mouseClick(again.keep_button, Qt.MouseButton.LeftButton)
     assert config.active_pack_name() == name  # kept
-    assert not window.busy
+    assert not window.busy  # keeping starts no scan
     assert again.pack_name in PackStore().names()
     assert "choose it any time in Models" in window.statusBar().currentMessage()
 
