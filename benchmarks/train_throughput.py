@@ -39,7 +39,7 @@ from trainer.data.tracks import CropDataset
 from trainer.recipe import load_recipe
 from trainer.strategies.coteaching import coteaching_step
 from trainer.strategies.standard import standard_step
-from trainer.train import (
+from trainer.loop import (
     Processes,
     autocast_for,
     build_augmentation,

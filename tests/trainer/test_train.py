@@ -26,7 +26,7 @@ from trainer.recipe import (
     network_spec,
     recipe_names,
 )
-from trainer.train import LearningRate, Split, init_output_bias, unlabeled_tracks
+from trainer.loop import LearningRate, Split, init_output_bias, unlabeled_tracks
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = "cpjku2019_faresnet"
@@ -146,7 +146,7 @@ def test_evaluation_segments_are_cut_as_the_tagger_cuts_them():
 def test_unlabeled_tracks_default_to_unlisted_files_then_to_the_training_tracks(
     synthetic_dataset, unlabeled_dataset, tmp_path
 ):
-    from trainer.train import read_data
+    from trainer.loop import read_data
 
     split = read_data(synthetic_dataset, split=0, sources=("melspecs", "hpcp"))
 
