@@ -260,7 +260,7 @@ def _load_recipe(name: str, args: argparse.Namespace, *, seed: int | None = None
 
 
 def _run_options(args: argparse.Namespace, out: Path, resume: bool):
-    from trainer.loop import RunOptions
+    from trainer.context import RunOptions
 
     return RunOptions(
         data_dir=args.data,
@@ -339,8 +339,9 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_reproduce(args: argparse.Namespace) -> int:
     from trainer.export import read_result
+    from trainer.loop import run
     from trainer.recipe import recipe_names
-    from trainer.loop import RESULT, run
+    from trainer.rundir import RESULT
 
     names = args.recipes.split(",") if args.recipes else recipe_names()
     rows = []

@@ -86,8 +86,8 @@ from trainer.finetune import (
     tag_reports,
 )
 from trainer.losses import FocalLoss
-from trainer.strategies.standard import TrainingLoss
-from trainer.loop import autocast_for
+from trainer.processes import autocast_for
+from trainer.strategies.base import TrainingLoss
 
 EPOCHS = 10
 LEARNING_RATE = 1e-4

@@ -108,7 +108,7 @@ class PhaseSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """The learning-rate shape inside a phase; see :mod:`trainer.loop` for each name."""
+    """The learning-rate shape inside a phase (:class:`trainer.schedule.LearningRate`)."""
 
     name: str = "constant"
     params: dict[str, Any] = field(default_factory=dict)
