@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Sequence
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,17 +142,7 @@ def finalize(context: Context, members: Members) -> dict[str, Any] | None:
             groundtruth["test"][:, scored], test_scores[:, scored], context.train_counts[scored]
         )
     )
-    members_dir = context.run_dir / "members"
-    members_dir.mkdir(parents=True, exist_ok=True)
-    for name, (_, state) in members.items():
-        tensors = {k: v.contiguous() for k, v in state.items()}
-        save_file(tensors, str(members_dir / f"{name}.safetensors"))
-    for subset in predictions:
-        folder = context.run_dir / "predictions" / subset
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "groundtruth.npy", groundtruth[subset])
-        for name, matrix in predictions[subset].items():
-            np.save(folder / f"{name}.npy", matrix)
+    _save(context.run_dir, members, predictions, groundtruth)
     result = {
         "recipe": recipe.name,
         "recipe_source": recipe.source,
@@ -194,6 +185,26 @@ def finalize(context: Context, members: Members) -> dict[str, Any] | None:
     )
     processes.barrier()
     return result
+
+
+def _save(
+    run_dir: Path,
+    members: Members,
+    predictions: dict[str, dict[str, np.ndarray]],
+    groundtruth: dict[str, np.ndarray],
+) -> None:
+    """``members/NAME.safetensors`` and ``predictions/SUBSET/{NAME,groundtruth}.npy``."""
+    members_dir = run_dir / "members"
+    members_dir.mkdir(parents=True, exist_ok=True)
+    for name, (_, state) in members.items():
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        save_file(tensors, str(members_dir / f"{name}.safetensors"))
+    for subset in predictions:
+        folder = run_dir / "predictions" / subset
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "groundtruth.npy", groundtruth[subset])
+        for name, matrix in predictions[subset].items():
+            np.save(folder / f"{name}.npy", matrix)
 
 
 def _ensemble_weights(
