@@ -5,8 +5,8 @@ the ``easy`` kind (tags marked by broad band regions, see :mod:`trainer.data.syn
 CPU-sized recipes visibly learn, with a ``hpcp`` folder beside ``melspecs`` for Mirable's
 recipes (see :func:`write_hpcp_stand_ins`).
 ``validation_prior``: the tag prior's validation PR-AUC-macro, the bar a trained run must clear.
-``unseen_tag_dataset``: a smaller one (24 training tracks listed, 256 frames) in which no
-validation track carries one tag, as a user's own labels may have it.
+``unseen_tag_dataset``: a smaller one (12 training and 6 test tracks listed, 256 frames) in
+which no validation track carries one tag, as a user's own labels may have it.
 ``one_thread``: torch on a single thread for the duration of a module; on a shared two-core
 machine the small networks of the CPU-sized recipes run faster without intra-op threads.
 """
@@ -69,14 +69,16 @@ def unlabeled_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def unseen_tag_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``(root, tag)``: 100 ``easy`` synthetic tracks of 256 frames with HPCP stand-ins, of which
-    the split lists 24 training tracks (the others are tracks no split lists, the noisy
-    student's unlabeled ones) and the 21 validation tracks, none of which carries ``tag``."""
+    the split lists 12 training tracks, 6 test tracks (on which most tags have no positive) and
+    the 21 validation tracks, none of which carries ``tag``; the others are tracks no split
+    lists, the noisy student's unlabeled ones."""
     tag = "christmas"
     root = tmp_path_factory.mktemp("unseen-tag")
     dataset = synth.generate(root, tracks=100, frames=256, seed=0, difficulty=DIFFICULTY)
     write_hpcp_stand_ins(root)
-    train = split_file(dataset.split_dir, "train")
-    write_split(train, read_split(train)[:24])
+    for subset, kept in (("train", 12), ("test", 6)):
+        listed = split_file(dataset.split_dir, subset)
+        write_split(listed, read_split(listed)[:kept])
     validation = split_file(dataset.split_dir, "validation")
     tracks = read_split(validation)
     assert any(tag in track.tags for track in tracks)

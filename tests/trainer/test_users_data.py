@@ -112,8 +112,10 @@ def test_every_recipe_family_keeps_its_best_weights_when_a_tag_has_no_validation
         checkpoint = torch.load(outcome.run_dir / stage / "checkpoint.pt", weights_only=True)
         for state in checkpoint["trainees"].values():
             assert state["best_state"] is not None and state["best_epoch"] >= 0
-    for member in result["members"]:
-        assert math.isfinite(member["validation"]["ROC-AUC-macro"])
+    for metrics in [result["metrics"], *result["members"]]:
+        assert math.isfinite(metrics["validation"]["ROC-AUC-macro"])
+        assert math.isfinite(metrics["test"]["ROC-AUC-macro"])
+    assert len(result["unscored_tags"]["test"]) > 1
     # The pack's threshold of the unseen tag gives it to no validation track.
     unseen = TAGS.index(unseen_tag)
     folder = outcome.run_dir / "predictions" / "validation"
