@@ -32,22 +32,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from moodlib.inference import resolve_device
+from trainer.builders import build_augmentation, build_loss, build_network
 from trainer.data import synth
 from trainer.data.augment import single_label
 from trainer.data.jamendo import mel_path, read_split, split_file, tag_matrix
 from trainer.data.tracks import CropDataset
+from trainer.processes import Processes, autocast_for
 from trainer.recipe import load_recipe
-from trainer.strategies.coteaching import coteaching_step
-from trainer.strategies.standard import standard_step
-from trainer.train import (
-    Processes,
-    autocast_for,
-    build_augmentation,
-    build_loss,
-    build_network,
-    make_optimizer,
-    stage_networks,
-)
+from trainer.schedule import make_optimizer
+from trainer.strategies import build_strategy
 
 
 def main() -> None:
@@ -70,7 +63,10 @@ def main() -> None:
     batch_size = args.batch_size or recipe.data.batch_size
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    specs = stage_networks(recipe)
+    strategy = build_strategy(recipe.strategy)
+    # The forget rate co-teaching reaches after its ramp (SELAB-HCMUS: 0.05).
+    strategy.begin_epoch(recipe.train.epochs - 1)
+    specs = strategy.networks(recipe)
     networks = [build_network(spec, device, Processes()) for spec in specs]
     for network in networks:
         if args.no_channels_last:
@@ -92,11 +88,7 @@ def main() -> None:
         augment = build_augmentation(recipe.augment, spec_rows=None)
 
         def step(batch: tuple[torch.Tensor, ...]) -> None:
-            if len(networks) == 2:
-                coteaching_step(*networks, loss, batch, forget=0.05, augment=augment,
-                                autocast=autocast)  # fmt: skip
-            else:
-                standard_step(networks[0], loss, batch, augment=augment, autocast=autocast)
+            strategy.step(networks, loss, batch, augment=augment, autocast=autocast)
 
         loader = DataLoader(
             dataset,

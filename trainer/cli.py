@@ -233,7 +233,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from trainer.train import run
+    from trainer.loop import run
 
     recipe = _load_recipe(args.recipe, args, seed=args.seed)
     result = run(recipe, _run_options(args, args.out or Path("runs") / recipe.name, args.resume))
@@ -260,7 +260,7 @@ def _load_recipe(name: str, args: argparse.Namespace, *, seed: int | None = None
 
 
 def _run_options(args: argparse.Namespace, out: Path, resume: bool):
-    from trainer.train import RunOptions
+    from trainer.context import RunOptions
 
     return RunOptions(
         data_dir=args.data,
@@ -339,8 +339,9 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_reproduce(args: argparse.Namespace) -> int:
     from trainer.export import read_result
+    from trainer.loop import run
     from trainer.recipe import recipe_names
-    from trainer.train import RESULT, run
+    from trainer.rundir import RESULT
 
     names = args.recipes.split(",") if args.recipes else recipe_names()
     rows = []

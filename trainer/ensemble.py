@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from trainer.metrics import decide, evaluate, optimal_thresholds
+from trainer.metrics import decide, defined_tags, evaluate_defined, optimal_thresholds
 
 Score = Callable[[np.ndarray, np.ndarray], float]
 
@@ -64,7 +64,8 @@ def fit_weights(
     predictions
         One ``(tracks, tags)`` probability matrix per member, on the validation tracks.
     groundtruth
-        Binary ``(tracks, tags)``.
+        Binary ``(tracks, tags)``; the metric reads the tags with a positive and a negative
+        track only (:func:`trainer.metrics.defined_tags`).
     metric
         A :func:`trainer.metrics.evaluate` name.
     grid
@@ -82,6 +83,9 @@ def fit_weights(
     weights = np.full(count, 1.0 / count)
     if count == 1:
         return weights
+    tags = defined_tags(groundtruth)
+    groundtruth = groundtruth[:, tags]
+    predictions = [p[:, tags] for p in predictions]
     score = metric_score(metric)
     best = score(groundtruth, combine(predictions, weights))
     for _ in range(max_rounds):
@@ -119,7 +123,8 @@ def thresholds_and_metrics(
     weights: Sequence[float],
 ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
     """F-optimal thresholds of the weighted ensemble on ``"validation"`` and the official
-    metrics of every subset with the decisions they give.
+    metrics of every subset with the decisions they give, over the tags with a positive and a
+    negative track in that subset (:func:`trainer.metrics.evaluate_defined`).
 
     Parameters
     ----------
@@ -133,7 +138,7 @@ def thresholds_and_metrics(
     ensemble = {subset: combine(members, weights) for subset, members in predictions.items()}
     thresholds = optimal_thresholds(groundtruth["validation"], ensemble["validation"])
     metrics = {
-        subset: evaluate(groundtruth[subset], scores, decide(scores, thresholds))
+        subset: evaluate_defined(groundtruth[subset], scores, decide(scores, thresholds))
         for subset, scores in ensemble.items()
     }
     return thresholds, metrics

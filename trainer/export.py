@@ -1,7 +1,7 @@
 """A finished run, or several, turned into a model pack the app loads.
 
 One run: the pack holds the networks its recipe exports (``[export] members``) with the
-ensemble weights and per-tag thresholds :func:`trainer.train.finalize` fitted on the validation
+ensemble weights and per-tag thresholds :func:`trainer.evaluation.finalize` fitted on the validation
 set, the frontend the networks were trained on, and the recipe's evaluation segments.
 
 Several runs (say the five initialisations CP-JKU average, or Mirable's short and long
@@ -30,7 +30,7 @@ from moodlib.packs import Member, Pack, Segmenting, manifest_dict
 from moodlib.packstore import PackStore
 from trainer import TrainerError
 from trainer.ensemble import fit_weights, thresholds_and_metrics
-from trainer.train import RESULT
+from trainer.rundir import RESULT
 
 SUBSETS = ("validation", "test")
 

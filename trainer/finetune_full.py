@@ -25,7 +25,7 @@ What happens:
 4. AdamW (lr 1e-4, weight decay 1e-2), 10 epochs by default: a fine-tune, not a retrain.
    Batch-norm layers keep the base pack's statistics (they are put in eval mode: a few small
    batches of one user's music would otherwise overwrite them); dropout stays on. On CUDA the
-   networks run channels-last under bf16 autocast, as in :mod:`trainer.train`. Random draws
+   networks run channels-last under bf16 autocast, as in :mod:`trainer.loop`. Random draws
    (crops, order, augmentation, dropout) come from torch's generator seeded with ``seed``
    inside a forked RNG state, so a CPU run is reproducible and the caller's RNG is untouched.
    On the CPU, oneDNN is off while training (its convolution backward is the slower one here).
@@ -86,8 +86,8 @@ from trainer.finetune import (
     tag_reports,
 )
 from trainer.losses import FocalLoss
-from trainer.strategies.standard import TrainingLoss
-from trainer.train import autocast_for
+from trainer.processes import autocast_for
+from trainer.strategies.base import TrainingLoss
 
 EPOCHS = 10
 LEARNING_RATE = 1e-4

@@ -9,7 +9,8 @@ each a small ``nn.Module`` whose parameters are plain attributes:
 - :class:`ClassBalancedFocalLoss`: Cui et al. (2019): the focal loss with alpha_t replaced by
   the effective-number weight of each tag (USC's eq. 2), beta 0.995.
 - :class:`DistributionBalancedLoss`: Wu et al. (2020): re-balanced weighting and
-  negative-tolerant regularisation (USC's eq. 3), with the focal modulating factor USC add.
+  negative-tolerant regularisation (USC's eq. 3), with the focal modulating factor USC add;
+  ``variant="usc-code"`` computes it as USC's released code does.
 
 Every ``forward(logits, targets)`` takes raw scores and targets shaped ``(batch, tags)``;
 targets may be soft (mixup). Notation: ``p = sigmoid(z)``, ``p_t = p`` for a positive target
@@ -100,8 +101,16 @@ class ClassBalancedFocalLoss(nn.Module):
         return _reduce(loss, self.reduction)
 
 
+DB_VARIANTS = ("paper", "usc-code")
+
+USC_FOCAL_ALPHA = 0.25
+"""The focal weight of positive tags in USC SAIL's distribution-balanced loss (their code)."""
+
+
 class DistributionBalancedLoss(nn.Module):
     """Distribution-balanced loss (Wu et al. 2020) with the focal factor USC SAIL add.
+
+    ``variant="paper"`` (the default) is the equation of the papers:
 
     ``DB = 1/C sum_c r_c (1 - p_t)^gamma [y_c log(1 + e^-(z_c - v_c))
     + (1 - y_c) / lambda log(1 + e^(lambda (z_c - v_c)))]`` (Knox et al. 2020, eq. 3; ``gamma = 0``
@@ -117,9 +126,22 @@ class DistributionBalancedLoss(nn.Module):
       ``-kappa / lambda`` times the tag's prior log-odds, moves every logit towards that prior
       (``N`` training tracks, ``n_c`` of them carrying tag ``c``).
 
+    ``variant="usc-code"`` is what USC SAIL's released code computes (``train/losses.py``,
+    ``DB_loss``), which departs from their eq. 3 in three ways: no class bias (``kappa = 0``:
+    the code works on sigmoid outputs, not logits), no ``lambda`` on the negative logits (only
+    the ``1 / lambda`` weight of the negative terms stays), and the focal term carries the focal
+    loss's ``alpha_t`` (0.25 for a positive tag, 0.75 for a negative one):
+
+    ``DB = sum_c r_c alpha_t (1 - p_t)^gamma (y_c + (1 - y_c) / lambda) BCE(z_c, y_c)``,
+
+    summed over the tags and averaged over the tracks (``batchmean``, their code's reduction),
+    with ``p_t`` read off ``z`` itself. Their code clips the probabilities to ``[1e-8, 1 - 1e-8]``;
+    here the loss is computed from the logits, which differs only for ``|z| > 18``.
+
     The defaults are Wu et al.'s for COCO-MLT (alpha 0.1, beta 10, mu 0.2, lambda 2,
-    kappa 0.05); USC SAIL use the same alpha, beta, mu and lambda. ``v_c`` is written as the
-    authors' released code computes it.
+    kappa 0.05 for the paper variant); USC SAIL use the same alpha, beta, mu and lambda. ``v_c``
+    is written as the authors' released code computes it. ``reduction`` defaults to the
+    variant's: ``mean`` for the paper's ``1/C`` sum, ``batchmean`` for the code's.
     """
 
     def __init__(
@@ -127,25 +149,34 @@ class DistributionBalancedLoss(nn.Module):
         positive_counts: Counts,
         num_tracks: int,
         *,
+        variant: str = "paper",
         alpha: float = 0.1,
         beta: float = 10.0,
         mu: float = 0.2,
         neg_scale: float = 2.0,
-        kappa: float = 0.05,
+        kappa: float | None = None,
         gamma: float = 2.0,
-        reduction: Reduction = "mean",
+        reduction: Reduction | None = None,
     ) -> None:
         super().__init__()
+        if variant not in DB_VARIANTS:
+            raise ValueError(f"variant must be one of {DB_VARIANTS}, not {variant!r}")
+        paper = variant == "paper"
+        if kappa is None:
+            kappa = 0.05 if paper else 0.0
+        if not paper and kappa != 0:
+            raise ValueError(f"the usc-code variant has no class bias (kappa 0), not {kappa}")
         counts = _positive_counts(positive_counts)
         if not bool((counts < num_tracks).all()):
             raise ValueError(f"a tag on all {num_tracks} training tracks has no prior log-odds")
+        self.variant = variant
         self.alpha = alpha
         self.beta = beta
         self.mu = mu
         self.neg_scale = neg_scale
         self.kappa = kappa
         self.gamma = gamma
-        self.reduction = reduction
+        self.reduction = reduction or ("mean" if paper else "batchmean")
         self.register_buffer("inverse_counts", (1 / counts).float())
         bias = kappa / neg_scale * torch.log(num_tracks / counts - 1)
         self.register_buffer("logit_bias", bias.float())
@@ -157,14 +188,15 @@ class DistributionBalancedLoss(nn.Module):
         return self.alpha + torch.sigmoid(self.beta * (ratio - self.mu))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        shifted = logits - self.logit_bias.to(logits)
-        regularised = targets * shifted + (1 - targets) * self.neg_scale * shifted
         negative_tolerance = targets + (1 - targets) / self.neg_scale
-        loss = (
-            self.rebalancing_weights(targets)
-            * negative_tolerance
-            * _focal_cross_entropy(regularised, targets, self.gamma)
-        )
+        weights = self.rebalancing_weights(targets) * negative_tolerance
+        if self.variant == "paper":
+            shifted = logits - self.logit_bias.to(logits)
+            regularised = targets * shifted + (1 - targets) * self.neg_scale * shifted
+            loss = weights * _focal_cross_entropy(regularised, targets, self.gamma)
+        else:
+            alpha_t = targets * USC_FOCAL_ALPHA + (1 - targets) * (1 - USC_FOCAL_ALPHA)
+            loss = weights * alpha_t * _focal_cross_entropy(logits, targets, self.gamma)
         return _reduce(loss, self.reduction)
 
 

@@ -12,6 +12,11 @@ it (``scripts/mediaeval/evaluate.py`` and ``scripts/mediaeval2019/calculate_deci
   (``precision_recall_fscore_support``; an undefined ratio counts as 0, which is what the
   official script's scikit-learn default gives, minus the warning).
 
+A tag needs a positive and a negative track for its ROC-AUC to be defined, and then the macro
+average is too. Every tag of the official split has both in every subset; a user's own labels
+may not, so the trainer scores on :func:`defined_tags` (:func:`evaluate_defined`), and
+:func:`optimal_thresholds` gives a tag without a positive a threshold no track reaches.
+
 On top of the official metrics, :func:`head_middle_tail_pr_auc` is USC SAIL's breakdown
 (Knox et al., MediaEval 2020): macro PR-AUC over the head, middle and tail tags, split by how often
 each tag occurs in the training set (head: more than 550 tracks, middle: more than 200 and at most
@@ -82,6 +87,34 @@ def evaluate(
     return results
 
 
+def defined_tags(groundtruth: np.ndarray) -> np.ndarray:
+    """Indices of the tags with at least one positive and one negative track in ``groundtruth``
+    ``(tracks, tags)``: those whose ROC-AUC is defined on these tracks.
+
+    >>> defined_tags(np.array([[1, 0, 1], [0, 0, 1]])).tolist()
+    [0]
+    """
+    positives = np.asarray(groundtruth).sum(axis=0)
+    return np.flatnonzero((positives > 0) & (positives < len(groundtruth)))
+
+
+def evaluate_defined(
+    groundtruth: np.ndarray, predictions: np.ndarray, decisions: np.ndarray | None = None
+) -> dict[str, float]:
+    """:func:`evaluate` over the :func:`defined_tags` of ``groundtruth`` only (all of them on
+    the official split), so that a tag without a positive or a negative track leaves the
+    averages defined; ValueError when no tag has both."""
+    _check_same_shape(groundtruth, predictions=predictions, decisions=decisions)
+    tags = defined_tags(groundtruth)
+    if not len(tags):
+        raise ValueError("no tag has both a positive and a negative track to score")
+    return evaluate(
+        groundtruth[:, tags],
+        predictions[:, tags],
+        None if decisions is None else decisions[:, tags],
+    )
+
+
 def optimal_thresholds(groundtruth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     """Per-tag thresholds that maximise each tag's F-score on these tracks.
 
@@ -96,6 +129,11 @@ def optimal_thresholds(groundtruth: np.ndarray, predictions: np.ndarray) -> np.n
     _check_same_shape(groundtruth, predictions=predictions)
     thresholds = np.empty(groundtruth.shape[1], dtype=np.float64)
     for tag in range(groundtruth.shape[1]):
+        if not groundtruth[:, tag].any():
+            # A step in float32, the precision the app's Tagger compares in.
+            highest = np.float32(np.max(predictions[:, tag]))
+            thresholds[tag] = np.nextafter(highest, np.float32(np.inf))
+            continue
         precision, recall, candidates = precision_recall_curve(
             groundtruth[:, tag], predictions[:, tag]
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 from moodlib.packs import Segmenting
 from trainer import TrainerError
+from trainer.losses import DB_VARIANTS
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -108,7 +109,7 @@ class PhaseSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """The learning-rate shape inside a phase; see :mod:`trainer.train` for each name."""
+    """The learning-rate shape inside a phase (:class:`trainer.schedule.LearningRate`)."""
 
     name: str = "constant"
     params: dict[str, Any] = field(default_factory=dict)
@@ -310,6 +311,10 @@ def _export_weights(weights: Any) -> str | tuple[float, ...]:
 def _check(recipe: Recipe) -> None:
     rules = (
         (recipe.loss.get("name") in LOSSES, f"loss name must be one of {LOSSES}"),
+        (
+            recipe.loss.get("variant", "paper") in DB_VARIANTS,
+            f"loss variant (db_focal) must be one of {DB_VARIANTS}",
+        ),
         (recipe.schedule.name in SCHEDULES, f"schedule name must be one of {SCHEDULES}"),
         (recipe.strategy.name in STRATEGIES, f"strategy name must be one of {STRATEGIES}"),
         (recipe.data.balancing in BALANCING, f"data balancing must be one of {BALANCING}"),

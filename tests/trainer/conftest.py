@@ -5,12 +5,15 @@ the ``easy`` kind (tags marked by broad band regions, see :mod:`trainer.data.syn
 CPU-sized recipes visibly learn, with a ``hpcp`` folder beside ``melspecs`` for Mirable's
 recipes (see :func:`write_hpcp_stand_ins`).
 ``validation_prior``: the tag prior's validation PR-AUC-macro, the bar a trained run must clear.
+``unseen_tag_dataset``: a smaller one (12 training and 6 test tracks listed, 256 frames) in
+which no validation track carries one tag, as a user's own labels may have it.
 ``one_thread``: torch on a single thread for the duration of a module; on a shared two-core
 machine the small networks of the CPU-sized recipes run faster without intra-op threads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ import pytest
 import torch
 
 from trainer.data import synth
-from trainer.data.jamendo import read_split, split_file, tag_matrix
+from trainer.data.jamendo import read_split, split_file, tag_matrix, write_split
 from trainer.metrics import evaluate
 
 TRACKS = 200
@@ -61,6 +64,30 @@ def unlabeled_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synth.generate(root, tracks=100, frames=FRAMES, seed=1, difficulty=DIFFICULTY)
     write_hpcp_stand_ins(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def unseen_tag_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(root, tag)``: 100 ``easy`` synthetic tracks of 256 frames with HPCP stand-ins, of which
+    the split lists 12 training tracks, 6 test tracks (on which most tags have no positive) and
+    the 21 validation tracks, none of which carries ``tag``; the others are tracks no split
+    lists, the noisy student's unlabeled ones."""
+    tag = "christmas"
+    root = tmp_path_factory.mktemp("unseen-tag")
+    dataset = synth.generate(root, tracks=100, frames=256, seed=0, difficulty=DIFFICULTY)
+    write_hpcp_stand_ins(root)
+    for subset, kept in (("train", 12), ("test", 6)):
+        listed = split_file(dataset.split_dir, subset)
+        write_split(listed, read_split(listed)[:kept])
+    validation = split_file(dataset.split_dir, "validation")
+    tracks = read_split(validation)
+    assert any(tag in track.tags for track in tracks)
+    without = [
+        dataclasses.replace(track, tags=tuple(t for t in track.tags if t != tag))
+        for track in tracks
+    ]
+    write_split(validation, without)
+    return root, tag
 
 
 @pytest.fixture(scope="module")

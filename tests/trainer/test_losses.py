@@ -1,16 +1,20 @@
-"""Each loss against its equation, computed by hand with plain Python on a 2 x 3 batch."""
+"""Each loss against its equation, computed by hand with plain Python on a 2 x 3 batch (and
+the distribution-balanced variants on one track of two tags)."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from trainer.builders import build_loss
 from trainer.losses import (
     BinaryCrossEntropy,
     ClassBalancedFocalLoss,
     DistributionBalancedLoss,
     FocalLoss,
 )
+from trainer.recipe import RecipeError, load_recipe
 
 LOGITS = [[2.0, -1.0, 0.5], [-0.5, 1.5, -2.0]]
 TARGETS = [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
@@ -158,3 +162,65 @@ def test_reduction_none_keeps_one_value_per_cell():
 def test_a_tag_without_positive_tracks_is_refused():
     with pytest.raises(ValueError, match=r"indices \[1\]"):
         ClassBalancedFocalLoss([10, 0, 5])
+
+
+def usc_code_by_hand(gamma=2.0, alpha=0.1, beta=10.0, mu=0.2, lam=2.0, focal_alpha=0.25):
+    # USC SAIL's losses.py, DB_loss: r_c (as in the paper) * (y + (1 - y) / lam)
+    #   * alpha_t (1 - p_t)^gamma * BCE(p, y), p = sigmoid(z) (no class bias, no lam on z);
+    # the sum over the tags, averaged over the tracks.
+    total = 0.0
+    for c, z, y, targets in cells():
+        repeat = sum(1 / COUNTS[k] for k, target in enumerate(targets) if target)
+        r = alpha + sigmoid(beta * ((1 / COUNTS[c]) / repeat - mu))
+        tolerance = 1.0 if y else 1 / lam
+        alpha_t = focal_alpha if y else 1 - focal_alpha
+        focal = alpha_t * (1 - p_t(z, y)) ** gamma * -math.log(p_t(z, y))
+        total += r * tolerance * focal
+    return total / 2
+
+
+def test_the_usc_code_variant_is_what_their_released_code_computes():
+    loss = loss_of(DistributionBalancedLoss(COUNTS, TRACKS, variant="usc-code"))
+
+    assert loss == pytest.approx(usc_code_by_hand(), rel=1e-6)
+
+
+def test_the_variants_on_one_track_of_two_tags():
+    # One track, tag 0 positive (logit 0.5), tag 1 negative (logit -1.0); n = (1, 2) of N = 4.
+    # r = (1/n_c) / (1/n_0) = (1, 0.5): r_c = 0.1 + sigmoid(10 (r - 0.2)) = (1.099665, 1.052574).
+    module = {"positive_counts": [1, 2], "num_tracks": 4}
+    logits, targets = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.0]])
+    # Paper: v = 0.05 / 2 * log(4 / n - 1) = (0.027465, 0).
+    # Tag 0: z - v = 0.472535, p = 0.615984, (1 - p)^2 = 0.147469, -log p = 0.484535,
+    #   times r_0: 0.078575.
+    # Tag 1: 2 (z - v) = -2, p = 0.119203, p^2 = 0.014209, -log(1 - p) = 0.126928, times
+    #   r_1 / 2: 0.000949.  Mean over the 2 cells: 0.039762.
+    paper = DistributionBalancedLoss(**module)(logits, targets).item()
+    # usc-code: tag 0: p = 0.622459, 0.25 (1 - p)^2 (-log p) = 0.25 * 0.142537 * 0.474077
+    #   = 0.016893, times r_0: 0.018577.  Tag 1: p = 0.268941, 0.75 p^2 (-log(1 - p))
+    #   = 0.75 * 0.072329 * 0.313262 = 0.016994, times r_1 / 2: 0.008943.
+    #   Sum over the tags: 0.027521.
+    usc = DistributionBalancedLoss(**module, variant="usc-code")(logits, targets).item()
+
+    assert paper == pytest.approx(0.039762, abs=2e-6)
+    assert usc == pytest.approx(0.027521, abs=2e-6)
+
+
+def test_the_usc_code_variant_has_no_class_bias():
+    with pytest.raises(ValueError, match="kappa 0"):
+        DistributionBalancedLoss(COUNTS, TRACKS, variant="usc-code", kappa=0.05)
+    with pytest.raises(ValueError, match="variant"):
+        DistributionBalancedLoss(COUNTS, TRACKS, variant="usc")
+
+
+def test_a_recipe_selects_the_variant():
+    targets = np.eye(56, dtype=np.float32)[np.arange(112) % 56]
+    paper = load_recipe("usc2020_shortchunk_db")
+    usc = load_recipe("usc2020_shortchunk_db", overrides={"loss": {"variant": "usc-code"}})
+
+    shipped, theirs = build_loss(paper.loss, targets), build_loss(usc.loss, targets)
+
+    assert (shipped.loss.variant, shipped.reduction) == ("paper", "mean")
+    assert (theirs.loss.variant, theirs.reduction) == ("usc-code", "batchmean")
+    with pytest.raises(RecipeError, match="loss variant"):
+        load_recipe("usc2020_shortchunk_db", overrides={"loss": {"variant": "theirs"}})

@@ -5,12 +5,15 @@ import pytest
 import torch
 from torch import nn
 
+from trainer import recipe as recipe_module
 from trainer.losses import BinaryCrossEntropy, FocalLoss
-from trainer.recipe import NetworkSpec
+from trainer.recipe import NetworkSpec, StrategySpec
+from trainer.strategies import STRATEGIES, build_strategy
 from trainer.strategies.averaging import WeightAveraging, average_state_dicts
+from trainer.strategies.base import Network, TrainingLoss
 from trainer.strategies.coteaching import coteaching_step, forget_rate, small_loss_indices
 from trainer.strategies.noisy_student import pseudo_labels, student_spec
-from trainer.strategies.standard import Network, TrainingLoss, standard_step
+from trainer.strategies.standard import Standard, standard_step
 
 
 def test_forget_rate_ramps_linearly_over_the_first_epochs_then_stays():
@@ -96,7 +99,7 @@ def test_the_standard_step_lowers_the_loss_on_its_batch():
     loss = TrainingLoss(BinaryCrossEntropy())
     batch = (torch.arange(4), (torch.rand(4, 56) < 0.2).float(), torch.ones(4, 56))
 
-    first = standard_step(network, loss, batch)
+    [first] = Standard().step([network], loss, batch)
     second = standard_step(network, loss, batch)
 
     assert second < first
@@ -190,3 +193,24 @@ def test_weighted_state_average_follows_the_weights():
 
     assert averaged["w"].tolist() == [0.5, 3.0]
     assert averaged["n"].item() == 7
+
+
+def test_every_strategy_a_recipe_may_name_is_built_by_name():
+    assert set(STRATEGIES) == set(recipe_module.STRATEGIES)
+    for name in recipe_module.STRATEGIES:
+        assert build_strategy(StrategySpec(name)).name == name
+    with pytest.raises(ValueError, match="no strategy 'mixmatch'"):
+        build_strategy(StrategySpec("mixmatch"))
+
+
+def test_coteaching_trains_the_model_with_its_peer_and_ramps_the_forget_rate_by_epoch():
+    recipe = recipe_module.load_recipe("selab2021_coteaching")
+    strategy = build_strategy(recipe.strategy)
+
+    rates = []
+    for epoch in (0, 5, 9, 50):
+        strategy.begin_epoch(epoch)
+        rates.append(strategy.forget)
+
+    assert [spec.name for spec in strategy.networks(recipe)] == ["efficientnet_b0", "rexnet_100"]
+    assert rates == pytest.approx([0.0, 0.05 * 5 / 9, 0.05, 0.05])

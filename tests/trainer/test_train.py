@@ -1,6 +1,5 @@
-"""The training loop's parts and the run life cycle: schedules, recipes, resume, export, DDP."""
+"""The run life cycle and its parts: recipes, output biases, data, resume, export, DDP."""
 
-import itertools
 import json
 import os
 import subprocess
@@ -15,71 +14,20 @@ from safetensors.torch import load_file
 
 from moodlib.inference import Tagger
 from moodlib.packs import Segmenting, load_pack
+from trainer.builders import init_output_bias
 from trainer.cli import main
 from trainer.data.jamendo import mel_path, read_split, split_file
 from trainer.ensemble import combine
-from trainer.recipe import (
-    PhaseSpec,
-    RecipeError,
-    ScheduleSpec,
-    load_recipe,
-    network_spec,
-    recipe_names,
-)
-from trainer.train import LearningRate, Split, init_output_bias, unlabeled_tracks
+from trainer.inputs import Split, read_data, unlabeled_tracks
+from trainer.recipe import RecipeError, load_recipe, recipe_names
+from trainer.strategies import build_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHEAP = "cpjku2019_faresnet"
 """The cheapest recipe with every moving part: mixup, warm-up schedule, SWA snapshots."""
 
 
-# -- learning-rate schedules ------------------------------------------------------------------
-
-
-def test_phases_switch_optimiser_at_their_boundaries():
-    schedule = LearningRate(
-        [
-            PhaseSpec("adam", 1e-4, epochs=80),
-            PhaseSpec("sgd", 1e-2, epochs=30),
-            PhaseSpec("sgd", 1e-3),
-        ],
-        ScheduleSpec(),
-    )
-
-    assert [schedule.phase_index(e) for e in (0, 79, 80, 109, 110, 199)] == [0, 0, 1, 1, 2, 2]
-    assert [schedule.lr(e) for e in (79, 80, 110)] == [1e-4, 1e-2, 1e-3]
-
-
-def test_cpjku_schedule_warms_up_holds_decays_linearly_and_stays_at_the_floor():
-    schedule = LearningRate(
-        [PhaseSpec("adam", 1e-4)],
-        ScheduleSpec(
-            "warmup_linear",
-            {"warmup_epochs": 10, "hold_epochs": 60, "decay_epochs": 50, "final_lr": 1e-6},
-        ),
-    )
-
-    rates = [schedule.lr(epoch) for epoch in range(200)]
-
-    assert rates[0] == pytest.approx(1e-5) and rates[9] == pytest.approx(1e-4)
-    assert rates[10:70] == [1e-4] * 60
-    assert rates[70] == pytest.approx(1e-4 - (1e-4 - 1e-6) / 50)
-    assert rates[119] == pytest.approx(1e-6)
-    assert rates[120:] == [1e-6] * 80
-    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
-
-
-def test_plateau_divides_after_the_stated_epochs_without_improvement():
-    schedule = LearningRate(
-        [PhaseSpec("adam", 1e-3)], ScheduleSpec("plateau", {"factor": 0.1, "patience": 5})
-    )
-    rates = []
-    for score in [0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3]:
-        schedule.observe(score)
-        rates.append(schedule.lr(0))
-
-    # 5 epochs after the best (0.2) without a better score: divided by 10 once.
-    assert rates == pytest.approx([1e-3] * 6 + [1e-4] * 3)
+# -- networks and data -------------------------------------------------------------------------
 
 
 def test_output_bias_starts_at_the_prior_log_odds():
@@ -146,8 +94,6 @@ def test_evaluation_segments_are_cut_as_the_tagger_cuts_them():
 def test_unlabeled_tracks_default_to_unlisted_files_then_to_the_training_tracks(
     synthetic_dataset, unlabeled_dataset, tmp_path
 ):
-    from trainer.train import read_data
-
     split = read_data(synthetic_dataset, split=0, sources=("melspecs", "hpcp"))
 
     explicit, _ = unlabeled_tracks(split, unlabeled_dataset)
@@ -325,11 +271,7 @@ def test_each_full_recipe_network_reads_its_crops_and_segments(name):
 
     recipe = load_recipe(name)
     rows = build_frontend(recipe.frontend)(torch.zeros(1, 12000)).shape[1]
-    specs = [recipe.model]
-    if recipe.strategy.name == "coteaching":
-        specs.append(network_spec(recipe.strategy.params["peer"], default_name="peer"))
-
-    for spec in specs:
+    for spec in build_strategy(recipe.strategy).networks(recipe):
         model = build_model(spec.architecture, **spec.config).eval()
         with torch.no_grad():
             for frames in {recipe.data.crop_frames, recipe.data.segmenting.frames}:

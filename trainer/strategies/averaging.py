@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-StateDict = dict[str, torch.Tensor]
+from trainer.strategies.base import StateDict
 
 
 class WeightAveraging:

@@ -12,19 +12,35 @@ state ``T_k``, so the recipes use Han et al.'s 10 (their released code ramps wit
 ``int((1 - forget_rate) * batch)`` examples, as that code does.
 
 For multi-label tagging an example's loss is its loss over all tags
-(:meth:`~trainer.strategies.standard.TrainingLoss.per_example`).
+(:meth:`~trainer.strategies.base.TrainingLoss.per_example`). :class:`CoTeaching` trains the
+recipe's model with the peer of its ``[strategy] peer`` table, in one stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
-from trainer.strategies.standard import Augment, Batch, Network, TrainingLoss, no_augment
+from trainer.recipe import NetworkSpec, Recipe, network_spec
+from trainer.strategies.base import (
+    Augment,
+    Autocast,
+    Batch,
+    Network,
+    Strategy,
+    TrainingLoss,
+    no_augment,
+)
+
+FORGET_RATE = 0.05
+"""SELAB-HCMUS's final forget rate ``tau``."""
+RAMP_EPOCHS = 10
+"""Han et al.'s ``T_k``: epochs over which the forget rate rises to its final value."""
 
 
-def forget_rate(epoch: int, *, final: float = 0.05, ramp_epochs: int = 10) -> float:
+def forget_rate(epoch: int, *, final: float = FORGET_RATE, ramp_epochs: int = RAMP_EPOCHS) -> float:
     """Share of each batch a network leaves out in ``epoch`` (0-based).
 
     ``final * epoch / (ramp_epochs - 1)`` during the ramp (0 in the first epoch, ``final`` in
@@ -57,7 +73,7 @@ def coteaching_step(
     *,
     forget: float,
     augment: Augment = no_augment,
-    autocast: Callable[[], object] | None = None,
+    autocast: Autocast = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Update each network on the small-loss examples its peer picked; return both losses.
 
@@ -77,3 +93,38 @@ def coteaching_step(
         value.backward()
         network.optimizer.step()
     return first_loss.detach(), second_loss.detach()
+
+
+class CoTeaching(Strategy):
+    """The recipe's model and its peer (``[strategy] peer``, a ``[model]``-like table) trained
+    by :func:`coteaching_step`, the forget rate following :func:`forget_rate` over the epochs
+    (``forget_rate`` and ``ramp_epochs`` of the ``[strategy]`` table)."""
+
+    name: ClassVar[str] = "coteaching"
+
+    forget: float = 0.0
+    """This epoch's forget rate."""
+
+    def networks(self, recipe: Recipe) -> list[NetworkSpec]:
+        return [recipe.model, network_spec(self.params["peer"], default_name="peer")]
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.forget = forget_rate(
+            epoch,
+            final=float(self.params.get("forget_rate", FORGET_RATE)),
+            ramp_epochs=int(self.params.get("ramp_epochs", RAMP_EPOCHS)),
+        )
+
+    def step(
+        self,
+        networks: Sequence[Network],
+        loss: TrainingLoss,
+        batch: Batch,
+        *,
+        augment: Augment = no_augment,
+        autocast: Autocast = None,
+    ) -> tuple[torch.Tensor, ...]:
+        first, second = networks
+        return coteaching_step(
+            first, second, loss, batch, forget=self.forget, augment=augment, autocast=autocast
+        )

@@ -11,18 +11,23 @@
    bypassed with probability 0.1, dropout 0.1 after their ReLU), all of which the student's
    recipe table sets. Mirable run one iteration; so does the trainer.
 
-The stage sequencing (teacher, scoring, student; resumable) is :mod:`trainer.train`'s; this
-module owns the rules.
+:class:`NoisyStudent` runs the three steps as stages of the run (``teacher``, then
+``student``), each trained by the standard step; the run caches the pseudo-labels, so a resumed
+run labels the tracks once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from trainer.recipe import NetworkSpec, merge
+from trainer.data.tracks import CropDataset
+from trainer.recipe import AugmentSpec, NetworkSpec, merge
+from trainer.strategies.base import Members, StageRunner
+from trainer.strategies.standard import Standard
 
 POSITIVE_ABOVE = 0.1
 NEGATIVE_BELOW = 1e-6
@@ -64,3 +69,46 @@ def student_spec(teacher: NetworkSpec, params: Mapping[str, Any]) -> NetworkSpec
         config=merge(teacher.config, params.get("student_config", {})),
         output_bias_prior=teacher.output_bias_prior,
     )
+
+
+class NoisyStudent(Standard):
+    """A teacher, its pseudo-labels, a noisier student; both trained by the standard step.
+
+    ``[strategy]`` keys: ``positive_above`` and ``negative_below`` (:func:`pseudo_labels`),
+    ``student_architecture`` and ``student_config`` (:func:`student_spec`), and
+    ``student_augment``, an ``[augment]``-like table merged over the recipe's for the student.
+    """
+
+    name: ClassVar[str] = "noisy_student"
+
+    def label(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pseudo-labels and mask of teacher probabilities, at the recipe's thresholds."""
+        return pseudo_labels(
+            probabilities,
+            positive_above=float(self.params.get("positive_above", POSITIVE_ABOVE)),
+            negative_below=float(self.params.get("negative_below", NEGATIVE_BELOW)),
+        )
+
+    def train(self, stages: StageRunner) -> Members | None:
+        recipe = stages.recipe
+        labelled = stages.labelled()
+        teacher = dataclasses.replace(recipe.model, name="teacher")
+        teachers = stages.train("teacher", [teacher], labelled, recipe.augment)
+        if teachers is None:
+            return None
+        tracks, targets, masks = stages.pseudo_labelled(teachers["teacher"], self.label)
+        students_set = CropDataset(
+            labelled.tracks + tracks,
+            np.concatenate([labelled.targets, targets]),
+            masks=np.concatenate([labelled.masks, masks]),
+            crop_frames=recipe.data.crop_frames,
+            crop_mode=recipe.data.crop_mode,
+        )
+        augment = AugmentSpec(
+            **merge(dataclasses.asdict(recipe.augment), self.params.get("student_augment", {}))
+        )
+        student = student_spec(recipe.model, self.params)
+        students = stages.train("student", [student], students_set, augment)
+        if students is None:
+            return None
+        return {**teachers, **students}
