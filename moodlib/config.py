@@ -13,7 +13,12 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
-DEFAULT_PACK = "starter"
+from moodlib.tags import DEFAULT_MAX_TAGS
+
+# The shipped official MTG-Jamendo baseline: all 56 tags, at a seventh of the starter pack's
+# scan time, and as good a base for a personal pack (docs/default-pack.md).
+DEFAULT_PACK = "mtg-baseline"
+MAX_TAGS_KEY = "max_tags"
 
 
 def home() -> Path:
@@ -55,3 +60,17 @@ def save_setting(key: str, value: Any) -> None:
 def active_pack_name() -> str:
     """The pack a scan uses when none is named: the user's choice, else the shipped default."""
     return load_settings().get("active_pack", DEFAULT_PACK)
+
+
+def max_tags() -> int | None:
+    """At most how many tags a file gets (``tags.tags_to_write``): the user's setting, else
+    ``DEFAULT_MAX_TAGS``; None: every tag that reaches its threshold."""
+    value = load_settings().get(MAX_TAGS_KEY, DEFAULT_MAX_TAGS)
+    valid = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    return value if valid else DEFAULT_MAX_TAGS
+
+
+def save_max_tags(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"at least one tag per file, or None for no limit; not {value}")
+    save_setting(MAX_TAGS_KEY, value)
