@@ -36,7 +36,7 @@ def shipped(tmp_path_factory):
 def test_the_shipped_baseline_is_the_default_and_covers_every_tag(shipped) -> None:
     from moodlib import config
 
-    assert config.DEFAULT_PACK == shipped.name and shipped.builtin
+    assert shipped.name == config.DEFAULT_PACK and shipped.builtin
     assert shipped.covered == vocabulary.TAGS
     assert shipped.segmenting.mode == "center" and shipped.segmenting.frames == 1366
     assert shipped.provenance["source_sha256"] == MTG_BASELINE_SHA256
