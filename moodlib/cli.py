@@ -373,16 +373,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif args.models_command == "install":
             if args.name != "mtg-baseline":
                 raise UsageError(f"unknown pack {args.name!r}: installable packs: mtg-baseline")
-            bar = _progress_bar(None, "downloading mtg-baseline", unit="B")
-
-            def on_progress(done: int, total: int | None) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            kwargs = {"url": args.url} if args.url else {}
-            pack = store.install_mtg_baseline(progress=on_progress, **kwargs)
-            bar.close()
+            pack = store.install_mtg_baseline()  # shipped: nothing is downloaded
             if pack.builtin:
                 print(f"{pack.name} ships with moodlib ({len(pack.covered)} tags): nothing to do")
                 return EXIT_OK
@@ -507,9 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("file")
     m.add_argument("--name")
     m.add_argument("--arch", help="architecture of a checkpoint (e.g. vggish_baseline)")
-    m = models.add_parser("install", help="download and install a published pack")
+    m = models.add_parser("install", help="install a published pack (mtg-baseline ships)")
     m.add_argument("name")
-    m.add_argument("--url", help="download from this address instead of the official one")
     m = models.add_parser("remove", help="remove an installed pack")
     m.add_argument("name")
     m = models.add_parser("use", help="make a pack the active one")

@@ -43,6 +43,11 @@ MTG_BASELINE_DESCRIPTION = (
     "The official MTG-Jamendo mood/theme baseline (VGG-ish CNN, Bogdanov et al. 2019): all 56 "
     "tags, decided at the official F-optimal thresholds"
 )
+# The embedding personal packs learn from: the 64 pooled features plus the mean and maximum
+# of the first two blocks' channels (448 values), which learnt a simulated listener's taste
+# as well as the starter pack's musicnn embedding on its test and better on average
+# (docs/default-pack.md).
+MTG_BASELINE_CONFIG = {"embedding_blocks": 2}
 MTG_BASELINE_PROVENANCE = {
     "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic Music Tagging "
     "(mood/theme baseline)",
@@ -233,6 +238,7 @@ class PackStore:
             checkpoint,
             name=name,
             architecture="vggish_baseline",
+            config=MTG_BASELINE_CONFIG,
             thresholds=thresholds,
             description=MTG_BASELINE_DESCRIPTION,
             extra_files=extra_files,
