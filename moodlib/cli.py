@@ -111,14 +111,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 written = _write(catalog, pack, args.paths, max_tags, dry_run=args.dry_run)
             # Unchanged files are only counted (a rescan of a large library stays quick),
             # unless the JSON report lists every file.
-            taggings = [
-                (item.path, catalog.tagging(catalog.track(item.track_id), pack.name,
-                                            pack.thresholds, max_tags))
+            tracks = [
+                catalog.track(item.track_id)
                 for item in result.results
                 if args.json or not item.skipped
-            ]  # fmt: skip
+            ]
+            taggings = {
+                track.path: catalog.tagging(track, pack.name, pack.thresholds, max_tags)
+                for track in tracks
+            }
             if args.json:
-                _write_json(args.json, catalog, pack, taggings, max_tags)
+                _write_json(args.json, catalog, pack, tracks, taggings, max_tags)
     finally:
         signal.signal(signal.SIGINT, previous)
     changed = sum(r.changed for r in written)
@@ -126,9 +129,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     summary = (
         f"{len(result.tagged)} tagged, {len(result.skipped)} unchanged, {len(result.failed)} failed"
     )
-    read = {r.path for r in result.results if not r.skipped}
+    read = [taggings[r.path] for r in result.results if not r.skipped]
     if read:
-        summary += "; " + _tagging_summary([t for p, t in taggings if p in read], max_tags)
+        summary += "; " + _tagging_summary(read, max_tags)
     if args.write:
         verb = "would change" if args.dry_run else "written"
         summary += f"; {changed} files {verb}, {write_errors} write errors"
@@ -139,23 +142,22 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if failures or result.cancelled else EXIT_OK
 
 
-def _write_json(dest: str, catalog, pack, taggings, max_tags: int | None) -> None:
-    tracks = []
-    for path, tagging in taggings:
-        track = catalog.track_by_path(path)
+def _write_json(dest: str, catalog, pack, tracks, taggings, max_tags: int | None) -> None:
+    entries = []
+    for track in tracks:
         scores = catalog.prediction(track.id, pack.name)
-        tracks.append({
-            "path": path,
-            "tags": tagging.tags,
-            "reason": tagging.reason,
+        entries.append({
+            "path": track.path,
+            "tags": taggings[track.path].tags,
+            "reason": taggings[track.path].reason,
             "scores": _score_dict(scores) if scores is not None else {},
             "error": track.error,
         })  # fmt: skip
     report = {
         "pack": pack.name,
         "max_tags": max_tags,
-        "files": _tagging_counts([t for _, t in taggings]),
-        "tracks": tracks,
+        "files": _tagging_counts(list(taggings.values())),
+        "tracks": entries,
     }
     Path(dest).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -15,8 +15,8 @@ from platformdirs import user_data_dir
 
 from moodlib.tags import DEFAULT_MAX_TAGS
 
-# The shipped official MTG-Jamendo baseline: all 56 tags, at a seventh of the starter pack's
-# scan time, and as good a base for a personal pack (docs/default-pack.md).
+# The shipped official MTG-Jamendo baseline: all 56 tags, a fifth of the starter pack's scan
+# CPU time, and a better base for personal packs (docs/default-pack.md).
 DEFAULT_PACK = "mtg-baseline"
 MAX_TAGS_KEY = "max_tags"
 

@@ -109,9 +109,32 @@ def test_bad_files_are_reported_and_the_scan_goes_on(library, home, tmp_path, ca
     tracks = {Path(t["path"]).name: t for t in json.loads(report.read_text())["tracks"]}
     for bad in ("empty.mp3", "notes.ogg"):
         assert tracks[bad]["error"], bad
+        assert tracks[bad]["tags"] == [] and tracks[bad]["reason"] == "not decodable"
         assert f"error: {folder / bad}:" in err
+    undecodable = json.loads(report.read_text())["files"]["no_tag"]["not decodable"]
+    assert undecodable >= 2 and f"no tag: {undecodable} not decodable" in err
     assert tracks[music["flac"].name]["error"] is None
     assert read_moods(music["flac"]) == tracks[music["flac"].name]["tags"]
+
+
+def test_max_tags_sets_how_many_tags_a_file_gets(library, home, tmp_path, capsys) -> None:
+    music = media.copy_library({k: library[k] for k in ("flac", "ogg")}, tmp_path / "music")
+    assert main(["scan", str(tmp_path / "music"), "--write", "--max-tags", "1"]) == 0
+    assert [len(read_moods(path)) for path in music.values()] == [1, 1]
+    first = {fmt: read_moods(path)[0] for fmt, path in music.items()}
+
+    assert main(["write", "--max-tags", "all"]) == 0
+    capsys.readouterr()
+    for fmt, path in music.items():
+        assert main(["show", str(path), "--json", "--max-tags", "all"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        above = [t for t, score in shown["scores"].items() if score >= shown["thresholds"][t]]
+        assert read_moods(path) == shown["tags"], fmt
+        assert sorted(shown["tags"]) == sorted(above) or shown["reason"], fmt
+        assert read_moods(path)[0] == first[fmt], "the best tag comes first"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["write", str(tmp_path / "music"), "--max-tags", "0"])
+    assert exit_info.value.code == 2
 
 
 def test_usage_errors_exit_2(home, tmp_path) -> None:

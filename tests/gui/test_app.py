@@ -168,6 +168,31 @@ def test_the_track_panel_shows_the_mel_the_model_saw_and_the_catalogs_scores(
     assert not chart.uncovered_band.isVisible()
 
 
+def test_the_solid_bars_are_the_tags_written_at_most_the_setting(
+    qtbot, library_window, real_music_library
+) -> None:
+    panel = open_track(qtbot, library_window, real_music_library["flac"])
+    scores = panel.view.scores
+    pack = panel.view.pack
+    above = [t for t in pack.covered if scores[vocabulary.TAG_INDEX[t]] >= pack.thresholds[t]]
+    assert len(above) >= 2, "the excerpt has several tags reaching their threshold"
+
+    def solid() -> list[str]:
+        brushes = panel.chart.bars.opts["brushes"]
+        return [
+            t for t, b in zip(panel.chart.rows, brushes, strict=False) if b.color().alpha() == 255
+        ]
+
+    assert panel.max_tags_box.text() == "at most 3 tags per file"  # the default
+    assert solid() == sorted(above, key=lambda t: -scores[vocabulary.TAG_INDEX[t]])[:3]
+    panel.max_tags_box.setValue(1)
+    assert solid() == panel.chart.rows[:1] and config.max_tags() == 1
+    panel.max_tags_box.setValue(0)
+    assert panel.max_tags_box.text() == "all"
+    assert sorted(solid()) == sorted(above) and config.max_tags() is None
+    panel.max_tags_box.setValue(3)  # the module's other tests share this home
+
+
 def test_clicking_the_spectrogram_seeks_and_playback_degrades_without_a_device(
     qtbot, library_window, real_music_library
 ) -> None:

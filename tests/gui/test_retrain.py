@@ -82,12 +82,12 @@ def review(catalog: Catalog) -> None:
     catalog.add_tag(tracks[0].id, "boss fight")
 
 
-def retrain(window, progress: list | None = None) -> None:
+def retrain(window, progress: list | None = None, base: str = "starter") -> None:
     if progress is not None:
         window.job_started.connect(lambda job: job.progressed.connect(progress.append))
     assert window.retrain_action.isEnabled()
     window.retrain_action.trigger()
-    assert window.busy and window.job.title == "Retraining starter on your corrections"
+    assert window.busy and window.job.title == f"Retraining {base} on your corrections"
     assert window.job_status.isVisible() and window.job_status.cancel_button.isEnabled()
 
 
@@ -223,13 +223,13 @@ def test_too_few_corrections_are_explained(qtbot, albums_window, wait_idle) -> N
 
 
 def test_an_unreviewed_library_is_explained_not_a_crash(qtbot, open_window, wait_idle) -> None:
-    window = open_window()
-    retrain(window)
+    window = open_window()  # a fresh home: the default pack
+    retrain(window, base="mtg-baseline")
     qtbot.waitUntil(lambda: window.notice is not None, timeout=30_000)
     wait_idle(window)
     assert window.notice.informativeText().startswith(
-        "No reviewed tracks with starter embeddings: scan with starter and accept or reject "
-        "some tags first."
+        "No reviewed tracks with mtg-baseline embeddings: scan with mtg-baseline and accept or "
+        "reject some tags first."
     )
     assert window.retrain_dialog is None and PackStore().names() == ["mtg-baseline", "starter"]
     assert window.retrain_action.isEnabled()
