@@ -118,13 +118,30 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 _err(f"error: {missing}: no such file or folder")
             for failed in result.failed:
                 _err(f"error: {failed.path}: {failed.error}")
+            max_tags = _max_tags(args)
             written = []
             if args.write and not result.cancelled:
                 written = _write(
-                    catalog, pack, paths, dry_run=args.dry_run, replace=args.replace_existing
+                    catalog,
+                    pack,
+                    paths,
+                    max_tags,
+                    dry_run=args.dry_run,
+                    replace=args.replace_existing,
                 )
+            # Unchanged files are only counted (a rescan of a large library stays quick),
+            # unless the JSON report lists every file.
+            tracks = [
+                catalog.track(item.track_id)
+                for item in result.results
+                if args.json or not item.skipped
+            ]
+            taggings = {
+                track.path: catalog.tagging(track, pack.name, pack.thresholds, max_tags)
+                for track in tracks
+            }
             if args.json:
-                _write_json(args.json, catalog, pack, result)
+                _write_json(args.json, catalog, pack, tracks, taggings, max_tags)
     finally:
         signal.signal(signal.SIGINT, previous)
     changed = sum(r.changed for r in written)
@@ -132,6 +149,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     summary = (
         f"{len(result.tagged)} tagged, {len(result.skipped)} unchanged, {len(result.failed)} failed"
     )
+    read = [taggings[r.path] for r in result.results if not r.skipped]
+    if read:
+        summary += "; " + _tagging_summary(read, max_tags)
     if args.write:
         verb = "would change" if args.dry_run else "written"
         summary += f"; {changed} files {verb}, {write_errors} write errors"
@@ -142,16 +162,53 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if failures or result.cancelled else EXIT_OK
 
 
-def _write_json(dest: str, catalog, pack, result) -> None:
-    tracks = []
-    for item in result.results:
-        entry = {"path": item.path, "tags": [], "scores": {}, "error": item.error}
-        scores = catalog.prediction(item.track_id, pack.name)
-        if scores is not None:
-            entry["scores"] = _score_dict(scores)
-            entry["tags"] = catalog.final_tags(item.track_id, pack.name, pack.thresholds)
-        tracks.append(entry)
-    Path(dest).write_text(json.dumps({"pack": pack.name, "tracks": tracks}, indent=2) + "\n")
+def _write_json(dest: str, catalog, pack, tracks, taggings, max_tags: int | None) -> None:
+    entries = []
+    for track in tracks:
+        scores = catalog.prediction(track.id, pack.name)
+        entries.append({
+            "path": track.path,
+            "tags": taggings[track.path].tags,
+            "reason": taggings[track.path].reason,
+            "scores": _score_dict(scores) if scores is not None else {},
+            "error": track.error,
+        })  # fmt: skip
+    report = {
+        "pack": pack.name,
+        "max_tags": max_tags,
+        "files": _tagging_counts(list(taggings.values())),
+        "tracks": entries,
+    }
+    Path(dest).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _tagging_counts(taggings: Sequence[vocabulary.Tagging]) -> dict:
+    """How many files get tags, how many of them only a best guess, how many none and why."""
+    no_tag: dict[str, int] = {}
+    for tagging in taggings:
+        if not tagging.tags:
+            no_tag[tagging.reason] = no_tag.get(tagging.reason, 0) + 1
+    return {
+        "with_tags": sum(bool(t.tags) for t in taggings),
+        "best_guess": sum(bool(t.tags) and t.reason == vocabulary.BEST_GUESS for t in taggings),
+        "no_tag": no_tag,
+    }
+
+
+def _tagging_summary(taggings: Sequence[vocabulary.Tagging], max_tags: int | None) -> str:
+    counts = _tagging_counts(taggings)
+    limit = "" if max_tags is None else f" (at most {max_tags})"
+    summary = f"of the {len(taggings)} read, {counts['with_tags']} get tags{limit}"
+    if counts["best_guess"]:
+        summary += (
+            f", {counts['best_guess']} of them their best-scoring tag as no tag reached its "
+            "threshold"
+        )
+    if counts["no_tag"]:
+        untagged = sum(counts["no_tag"].values())
+        why = ", ".join(f"{count} {reason}" for reason, count in counts["no_tag"].items())
+        summary += f"; {untagged} {'gets' if untagged == 1 else 'get'} no tag: {why}"
+    return summary
 
 
 def _score_dict(scores: np.ndarray) -> dict[str, float]:
@@ -165,13 +222,16 @@ def _score_dict(scores: np.ndarray) -> dict[str, float]:
 # -- write / undo -------------------------------------------------------------------------
 
 
-def _write(catalog, pack, paths: Sequence[str], *, dry_run: bool, replace: bool):
+def _write(
+    catalog, pack, paths: Sequence[str], max_tags: int | None, *, dry_run: bool, replace: bool
+):
     from moodlib.library.scanner import reached_paths
     from moodlib.metadata.journal import write_plan, write_tracks
 
     # Tracks at or below the real paths and the targets of the links below them, as a scan of
     # them reaches them ("../lib", a symlinked folder); every track without paths.
-    plan = write_plan(catalog, pack, catalog.tracks(reached_paths(paths) if paths else ()))
+    tracks = catalog.tracks(reached_paths(paths) if paths else ())
+    plan = write_plan(catalog, pack, tracks, max_tags)
     bar = _progress_bar(len(plan), "writing tags")
     results = write_tracks(
         catalog,
@@ -195,7 +255,12 @@ def cmd_write(args: argparse.Namespace) -> int:
     pack = _pack(args.pack)
     with _open_catalog() as catalog:
         results = _write(
-            catalog, pack, args.paths, dry_run=args.dry_run, replace=args.replace_existing
+            catalog,
+            pack,
+            args.paths,
+            _max_tags(args),
+            dry_run=args.dry_run,
+            replace=args.replace_existing,
         )
     errors = sum(bool(r.error) for r in results)
     verb = "would change" if args.dry_run else "written"
@@ -238,7 +303,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         track = _track_or_usage(catalog, args.file)
         scores = catalog.prediction(track.id, pack.name)
         decisions = catalog.decisions(track.id)
-        final = catalog.final_tags(track.id, pack.name, pack.thresholds)
+        max_tags = _max_tags(args)
+        tagging = catalog.tagging(track, pack.name, pack.thresholds, max_tags)
     try:
         in_file, file_error = read_moods(track.path), None
     except TagWriteError as error:
@@ -256,7 +322,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         "thresholds": {t: pack.thresholds[t] for t in pack.covered},
         "not_predicted": [t for t in vocabulary.TAGS if t not in pack.covered],
         "decisions": decisions,
-        "tags": final,
+        "max_tags": max_tags,
+        "tags": tagging.tags,
+        "reason": tagging.reason,
         "moods_in_file": in_file,
     }
     if args.json:
@@ -271,13 +339,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     if info["error"]:
         print(f"  error: {info['error']}")
     print(f"  moods in file: {', '.join(in_file) or '(none)'}")
-    print(f"  tags to write ({pack.name}): {', '.join(final) or '(none)'}")
+    limit = "all" if max_tags is None else f"at most {max_tags}"
+    written = ", ".join(tagging.tags) or "none"
+    why = f" ({tagging.reason})" if tagging.reason else ""
+    print(f"  tags to write ({pack.name}, {limit}): {written}{why}")
     if scores is None:
         print(f"  no prediction from {pack.name} yet")
     else:
-        print("  scores (threshold, decision):")
+        print("  scores (threshold; * written, [your decision]):")
         for tag, score in sorted(info["scores"].items(), key=lambda kv: -kv[1]):
-            mark = "*" if score >= pack.thresholds[tag] else " "
+            mark = "*" if tag in tagging.tags else " "
             user = f"  [{decisions[tag]}]" if tag in decisions else ""
             print(f"   {mark} {tag:<14} {score:.3f}  ({pack.thresholds[tag]:.3f}){user}")
         if info["not_predicted"]:
@@ -365,16 +436,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif args.models_command == "install":
             if args.name != "mtg-baseline":
                 raise UsageError(f"unknown pack {args.name!r}: installable packs: mtg-baseline")
-            bar = _progress_bar(None, "downloading mtg-baseline", unit="B")
-
-            def on_progress(done: int, total: int | None) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            kwargs = {"url": args.url} if args.url else {}
-            pack = store.install_mtg_baseline(progress=on_progress, **kwargs)
-            bar.close()
+            pack = store.install_mtg_baseline()  # shipped: nothing is downloaded
+            if pack.builtin:
+                print(f"{pack.name} ships with moodlib ({len(pack.covered)} tags): nothing to do")
+                return EXIT_OK
         elif args.models_command == "remove":
             store.remove(args.name)
             if config.active_pack_name() == args.name:
@@ -439,6 +504,37 @@ _REPLACE_HELP = (
 )
 
 
+_FROM_SETTINGS = object()
+
+
+def _max_tags_value(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        message = f"expected a number of tags (1 or more) or 'all', not {text!r}"
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
+def _add_max_tags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-tags",
+        type=_max_tags_value,
+        default=_FROM_SETTINGS,
+        metavar="N",
+        help="at most N tags per file, those above their threshold with the highest scores "
+        f"('all': every one; default: the app's setting, else {vocabulary.DEFAULT_MAX_TAGS})",
+    )
+
+
+def _max_tags(args: argparse.Namespace) -> int | None:
+    return config.max_tags() if args.max_tags is _FROM_SETTINGS else args.max_tags
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="moodlib",
@@ -475,12 +571,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    _add_max_tags(p)
     p.set_defaults(handler=cmd_scan)
 
     p = commands.add_parser("show", help="a track's scores, decisions and moods")
     p.add_argument("file")
     p.add_argument("--pack")
     p.add_argument("--json", action="store_true")
+    _add_max_tags(p)
     p.set_defaults(handler=cmd_show)
 
     p = commands.add_parser("review", help="accept, reject or add tags for a track")
@@ -494,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--replace-existing", action="store_true", help=_REPLACE_HELP)
+    _add_max_tags(p)
     p.set_defaults(handler=cmd_write)
 
     p = commands.add_parser("undo", help="restore the moods the last write replaced")
@@ -516,9 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("file")
     m.add_argument("--name")
     m.add_argument("--arch", help="architecture of a checkpoint (e.g. vggish_baseline)")
-    m = models.add_parser("install", help="download and install a published pack")
+    m = models.add_parser("install", help="install a published pack (mtg-baseline ships)")
     m.add_argument("name")
-    m.add_argument("--url", help="download from this address instead of the official one")
     m = models.add_parser("remove", help="remove an installed pack")
     m.add_argument("name")
     m = models.add_parser("use", help="make a pack the active one")

@@ -18,9 +18,13 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from moodlib.library.paths import resolve_path
+from moodlib.tags import DEFAULT_MAX_TAGS
 
-DEFAULT_PACK = "starter"
+# The shipped official MTG-Jamendo baseline: all 56 tags, a fifth of the starter pack's scan
+# CPU time, and a better base for personal packs (docs/default-pack.md).
+DEFAULT_PACK = "mtg-baseline"
 LIBRARY_FOLDERS_KEY = "library_folders"
+MAX_TAGS_KEY = "max_tags"
 
 
 def home() -> Path:
@@ -99,3 +103,17 @@ def remove_library_folder(folder: str | os.PathLike[str]) -> None:
 
 def _within(path: str, folder: str) -> bool:
     return Path(path).is_relative_to(folder)
+
+
+def max_tags() -> int | None:
+    """At most how many tags a file gets (``tags.tags_to_write``): the user's setting, else
+    ``DEFAULT_MAX_TAGS``; None: every tag that reaches its threshold."""
+    value = load_settings().get(MAX_TAGS_KEY, DEFAULT_MAX_TAGS)
+    valid = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    return value if valid else DEFAULT_MAX_TAGS
+
+
+def save_max_tags(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"at least one tag per file, or None for no limit; not {value}")
+    save_setting(MAX_TAGS_KEY, value)

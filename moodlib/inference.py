@@ -19,6 +19,7 @@ from scipy.special import expit
 
 from moodlib import tags as vocabulary
 from moodlib.audio.features import build_frontend
+from moodlib.audio.tiling import tile_to_length
 from moodlib.packs import Pack
 
 
@@ -114,7 +115,7 @@ class Tagger:
 
     @property
     def min_samples(self) -> int:
-        """Shorter waveforms are padded with silence up to one segment."""
+        """Shorter waveforms are repeated up to one segment (``tile_to_length``)."""
         return self.pack.segmenting.frames * self.hop_length
 
     def read_window(self, duration_seconds: float | None) -> tuple[float, float | None]:
@@ -134,16 +135,15 @@ class Tagger:
     def mel(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
         """The pack's mel spectrogram ``(n_mels, frames)`` of one mono waveform."""
         samples = torch.as_tensor(waveform, dtype=torch.float32, device=self.device)
-        if samples.numel() < self.min_samples:
-            samples = torch.nn.functional.pad(samples, (0, self.min_samples - samples.numel()))
+        samples = tile_to_length(samples, self.min_samples)
         return self.frontend(samples.unsqueeze(0))[0]
 
     def segments(self, mel: torch.Tensor) -> torch.Tensor:
-        """Cut a mel ``(n_mels, frames)`` into ``(segments, n_mels, segment_frames)``."""
+        """Cut a mel ``(n_mels, frames)`` into ``(segments, n_mels, segment_frames)``; a mel
+        shorter than one segment is repeated to its length."""
         plan = self.pack.segmenting
         total = mel.shape[-1]
-        if total < plan.frames:
-            mel = torch.nn.functional.pad(mel, (0, plan.frames - total), value=float(mel.min()))
+        mel = tile_to_length(mel, plan.frames)
         return torch.stack([mel[:, s : s + plan.frames] for s in plan.starts(total)])
 
     # -- prediction -----------------------------------------------------------------------

@@ -95,7 +95,7 @@ class Segmenting:
         back) while a whole segment fits; ``uniform``: ``count`` evenly spaced from the first
         frame to the last whole segment, but no more than it takes to cover the track once
         (duplicates dropped). A track shorter than a segment gets one segment at 0: the caller
-        pads it to ``frames`` (the app's ``Tagger`` and the trainer pad with the track's minimum).
+        repeats it to ``frames`` (``moodlib.audio.tiling``: the app's ``Tagger``, the trainer).
 
         >>> Segmenting("uniform", frames=200, count=5).starts(500)
         [0, 150, 300]

@@ -35,6 +35,7 @@ from moodlib.packs import (
 
 BUILTIN_PACKS = Path(__file__).parent / "resources" / "packs"
 
+MTG_BASELINE = "mtg-baseline"
 MTG_BASELINE_URL = (
     "https://github.com/MTG/mtg-jamendo-dataset/raw/master/scripts/baseline/models/best_model.pth"
 )
@@ -43,6 +44,25 @@ MTG_BASELINE_BYTES = 1_803_131
 
 # Downloads in progress, resumed by the next install when one is interrupted.
 DOWNLOADS = ".downloads"
+MTG_BASELINE_DESCRIPTION = (
+    "The official MTG-Jamendo mood/theme baseline (VGG-ish CNN, Bogdanov et al. 2019): all 56 "
+    "tags, decided at the official F-optimal thresholds"
+)
+# The embedding personal packs learn from: the 64 pooled features plus the mean and maximum
+# of the first two blocks' channels (448 values), which learnt a simulated listener's taste
+# as well as the starter pack's musicnn embedding on its test and better on average
+# (docs/default-pack.md).
+MTG_BASELINE_CONFIG = {"embedding_blocks": 2}
+MTG_BASELINE_PROVENANCE = {
+    "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic Music Tagging "
+    "(mood/theme baseline)",
+    "authors": "Dmitry Bogdanov, Minz Won, Philip Tovstogan, Alastair Porter, Xavier Serra; "
+    "Music Technology Group, Universitat Pompeu Fabra",
+    "licence": "Apache-2.0 (see LICENSE), MTG/mtg-jamendo-dataset",
+    "thresholds": "official F-optimal per-tag thresholds of the baseline on the split-0 "
+    "test set (MTG/mtg-jamendo-dataset results/mediaeval/baseline_vggish_thresholds.txt)",
+    "reported_test": {"ROC-AUC-macro": 0.7258, "PR-AUC-macro": 0.1077},
+}
 
 # A BCE-trained tagger's scores approximate each tag's posterior, whose mean is the tag's
 # prior. Without validation predictions to fit F-optimal thresholds on, a tag is decided
@@ -53,6 +73,9 @@ PRIOR_THRESHOLD_FACTOR = 2.0
 # trained and evaluated on one centred 29.1 s segment; the seed CNNs average segments.
 _SEGMENTING_BY_ARCHITECTURE = {"vggish_baseline": Segmenting("center", frames=1366)}
 _DEFAULT_SEGMENTING = Segmenting("uniform", frames=1366, count=8)
+
+# Beside the shipped baseline's weights (packaging/convert_mtg_baseline.py writes them).
+MTG_BASELINE_NOTES = ("LICENSE", "README.md")
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -86,7 +109,13 @@ class PackStore:
         """Every installed pack by folder name (shipped first): the pack, or why it cannot be
         read, so that one broken pack does not hide the others."""
         entries: list[tuple[str, Pack | PackError]] = []
+        shipped = {folder.name for folder, builtin in self._folders() if builtin}
         for folder, builtin in self._folders():
+            if not builtin and folder.name in shipped:
+                # Say so (an earlier import of mtg-baseline, say) rather than list it twice.
+                reason = f"hidden by the shipped pack of that name; delete {folder} to tidy up"
+                entries.append((folder.name, PackError(folder.name, reason)))
+                continue
             try:
                 entries.append((folder.name, load_pack(folder, verify=verify, builtin=builtin)))
             except PackError as error:
@@ -149,11 +178,14 @@ class PackStore:
         thresholds: dict[str, float] | None = None,
         segmenting: Segmenting | None = None,
         provenance: dict[str, Any] | None = None,
+        description: str | None = None,
+        extra_files: dict[str, str | os.PathLike] | None = None,
     ) -> Pack:
         """Turn a state_dict checkpoint of a registered architecture into a one-member pack.
 
         ``.pth`` files are read with ``torch.load(weights_only=True)``; the weights must load
         strictly into ``build_model(architecture, **config)`` with the 56 outputs.
+        ``extra_files`` (licence, notes) are copied into the pack beside the weights.
         """
         config = dict(config or {})
         state = read_checkpoint(checkpoint)
@@ -171,7 +203,7 @@ class PackStore:
         manifest = manifest_dict(
             name=name,
             version="1",
-            description=f"{architecture} imported from {Path(checkpoint).name}",
+            description=description or f"{architecture} imported from {Path(checkpoint).name}",
             tags=vocabulary.TAGS,
             covered=vocabulary.TAGS,
             frontend=MelFrontend().config(),
@@ -188,18 +220,53 @@ class PackStore:
                 **(provenance or {}),
             },
         )
-        return self.add(name, manifest, {member.weights: model.state_dict()})
+        return self.add(name, manifest, {member.weights: model.state_dict()}, extra_files)
+
+    def import_mtg_baseline(
+        self,
+        checkpoint: str | os.PathLike,
+        *,
+        thresholds: dict[str, float],
+        name: str = MTG_BASELINE,
+        source: str = MTG_BASELINE_URL,
+        extra_files: dict[str, str | os.PathLike] | None = None,
+    ) -> Pack:
+        """The official baseline checkpoint (its pinned sha256 checked) as a pack decided at
+        ``thresholds``, with the baseline's provenance; ``extra_files``: licence and notes."""
+        actual = sha256_file(checkpoint)
+        if actual != MTG_BASELINE_SHA256:
+            raise PackError(
+                checkpoint, f"not the official baseline: sha256 {actual}, expected "
+                f"{MTG_BASELINE_SHA256}"
+            )  # fmt: skip
+        return self.import_checkpoint(
+            checkpoint,
+            name=name,
+            architecture="vggish_baseline",
+            config=MTG_BASELINE_CONFIG,
+            thresholds=thresholds,
+            description=MTG_BASELINE_DESCRIPTION,
+            extra_files=extra_files,
+            provenance={**MTG_BASELINE_PROVENANCE, "source": source},
+        )
 
     def install_mtg_baseline(
         self,
         *,
-        name: str = "mtg-baseline",
+        name: str = MTG_BASELINE,
         url: str = MTG_BASELINE_URL,
         progress: ProgressCallback | None = None,
     ) -> Pack:
-        """Download the official baseline checkpoint (no more than its pinned size, resuming
-        an interrupted download), verify its pinned sha256, import it."""
+        """The official baseline. It ships with moodlib, so where this store has the shipped
+        pack it is returned and nothing is downloaded. A store without it (another
+        ``builtin_dir``) downloads the checkpoint from ``url`` (no more than its pinned size,
+        resuming an interrupted download), verifies its pinned sha256 and converts it as the
+        shipped pack was made: same thresholds, licence and notes."""
+        for folder, builtin in self._folders():
+            if builtin and folder.name == name:
+                return load_pack(folder, builtin=True)
         self._new_folder(name)
+        shipped = load_pack(BUILTIN_PACKS / MTG_BASELINE, builtin=True)
         downloads = self._ensure_user_dir() / DOWNLOADS
         downloads.mkdir(exist_ok=True)
         checkpoint = downloads / f"mtg-baseline-{MTG_BASELINE_SHA256[:16]}.pth"
@@ -215,17 +282,12 @@ class PackStore:
             except DownloadError as error:
                 raise PackError(url, f"download failed: {error.reason}") from error
             try:
-                return self.import_checkpoint(
+                return self.import_mtg_baseline(
                     checkpoint,
+                    thresholds=shipped.thresholds,
                     name=name,
-                    architecture="vggish_baseline",
-                    provenance={
-                        "source": url,
-                        "paper": "Bogdanov et al. 2019, The MTG-Jamendo Dataset for Automatic "
-                        "Music Tagging (mood/theme baseline)",
-                        "licence": "Apache-2.0 (MTG/mtg-jamendo-dataset)",
-                        "reported_test": {"ROC-AUC-macro": 0.7258, "PR-AUC-macro": 0.1077},
-                    },
+                    source=url,
+                    extra_files={f: shipped.root / f for f in MTG_BASELINE_NOTES},
                 )
             finally:
                 checkpoint.unlink()

@@ -67,7 +67,7 @@ def test_baseline_through_the_tagger_equals_the_state_dict_run_by_hand(
     reference.load_state_dict(torch.load(BASELINE, map_location="cpu", weights_only=True))
     reference.eval()
     for waveform, prediction in zip(waveforms, predictions, strict=True):
-        mel = tagger.mel(waveform)  # the 10 s excerpt is padded to one 29.1 s segment
+        mel = tagger.mel(waveform)  # the 10 s excerpt is repeated to one 29.1 s segment
         assert mel.shape == (96, 1367)
         start = (mel.shape[1] - 1366) // 2
         with torch.no_grad():

@@ -81,6 +81,18 @@ def test_install_downloads_verifies_and_converts_the_baseline(store, http_root) 
     assert pack.provenance["source"] == f"{url}/best_model.pth"
     assert store.names() == ["mtg-baseline"]
     assert [p.name for p in store.user_dir.iterdir()] == ["mtg-baseline"], "no leftovers"
+    # Converted as the shipped pack was: same weights, thresholds, licence and notes.
+    shipped = PackStore(store.user_dir).get("mtg-baseline")
+    assert shipped.builtin and pack.thresholds == shipped.thresholds
+    assert {f: pack.files[f] for f in shipped.files} == shipped.files
+
+
+def test_install_of_the_shipped_baseline_downloads_nothing(tmp_path, http_root) -> None:
+    _, url = http_root
+    store = PackStore(tmp_path / "packs")
+    pack = store.install_mtg_baseline(url=f"{url}/missing.pth")  # would fail if fetched
+    assert pack.builtin and pack.name == "mtg-baseline" and len(pack.covered) == 56
+    assert not store.user_dir.exists()
 
 
 @needs_baseline
@@ -144,7 +156,7 @@ def test_models_list_shows_a_broken_pack_beside_the_readable_ones(tmp_path, monk
     assert main(["models", "list"]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("* starter ") for line in lines)  # the shipped pack, active
+    assert any(line.startswith("* mtg-baseline ") for line in lines)  # shipped, active
     [line] = [line for line in lines if "broken" in line]
     assert line.startswith("! broken") and "unreadable:" in line
     entries = dict(PackStore(tmp_path / "home" / "packs").list())
@@ -230,3 +242,31 @@ def test_writing_a_pack_refuses_file_names_outside_it(tmp_path, where) -> None:
     with pytest.raises(PackError, match="not a plain file name"):
         write_pack(tmp_path / "packs" / "new", {}, {name: {"w": torch.zeros(1)}})
     assert not escaped.exists() and not (tmp_path / "packs" / "new").exists()
+
+
+def test_a_fresh_install_lists_a_shipped_pack_covering_all_56_tags(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from moodlib.cli import main
+
+    monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:5] for line in lines] == [
+        ["*", "mtg-baseline", "1", "shipped", "56/56"],
+        ["starter", "1.0", "shipped", "11/56", "tags"],
+    ]
+    assert main(["models", "install", "mtg-baseline"]) == 0
+    assert "mtg-baseline ships with moodlib (56 tags): nothing to do" in capsys.readouterr().out
+
+
+@needs_baseline
+def test_a_user_copy_named_like_a_shipped_pack_is_reported_not_listed_twice(tmp_path) -> None:
+    old = PackStore(tmp_path / "old", builtin_dir=tmp_path / "none")
+    old.import_checkpoint(BASELINE, name="mtg-baseline", architecture="vggish_baseline")
+    store = PackStore(tmp_path / "old")  # the same folder, now beside the shipped packs
+    entries = store.list()
+    assert [name for name, _ in entries] == ["mtg-baseline", "starter", "mtg-baseline"]
+    assert entries[0][1].builtin
+    assert "hidden by the shipped pack" in entries[2][1].reason
+    assert store.get("mtg-baseline").builtin

@@ -78,12 +78,7 @@ def evaluate(
             average_precision_score(groundtruth, predictions, average=average)
         )
         if decisions is not None:
-            precision, recall, f_score, _ = precision_recall_fscore_support(
-                groundtruth, decisions, average=average, zero_division=0
-            )
-            results[f"precision-{average}"] = float(precision)
-            results[f"recall-{average}"] = float(recall)
-            results[f"F-score-{average}"] = float(f_score)
+            results.update(decision_metrics(groundtruth, decisions, average=average))
     return results
 
 
@@ -113,6 +108,22 @@ def evaluate_defined(
         predictions[:, tags],
         None if decisions is None else decisions[:, tags],
     )
+
+
+def decision_metrics(
+    groundtruth: np.ndarray, decisions: np.ndarray, *, average: str = "micro"
+) -> dict[str, float]:
+    """Precision, recall and F-score of binary ``decisions`` (``{"precision-micro": ...}``),
+    ``micro`` or ``macro`` averaged, as :func:`evaluate` reports them."""
+    _check_same_shape(groundtruth, decisions=decisions)
+    precision, recall, f_score, _ = precision_recall_fscore_support(
+        groundtruth, decisions, average=average, zero_division=0
+    )
+    return {
+        f"precision-{average}": float(precision),
+        f"recall-{average}": float(recall),
+        f"F-score-{average}": float(f_score),
+    }
 
 
 def optimal_thresholds(groundtruth: np.ndarray, predictions: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Take ``docs/screenshots/main-window.png``: the app at 1280x800 on a scanned real library.
 
-Runs the real app in a throwaway ``MOODLIB_HOME`` with the shipped ``starter`` pack (the
+Runs the real app in a throwaway ``MOODLIB_HOME`` with the shipped ``mtg-baseline`` pack (the
 default), adds the Singularity soundtrack (Debian ``singularity-music``) as the library, scans
 it, reviews two tags of one track and grabs the window. Run it on a display, for instance a
 virtual one:

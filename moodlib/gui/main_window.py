@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.panel = TrackPanel(self.playback)
         self.panel.decision_requested.connect(self.set_decision)
         self.panel.add_requested.connect(self.add_tag)
+        self.panel.max_tags_changed.connect(config.save_max_tags)
         self.splitter = QSplitter()
         self.splitter.addWidget(table_side)
         self.splitter.addWidget(self.panel)

@@ -1,7 +1,7 @@
-"""Model packs: which is active, what each covers, installing and importing more.
+"""Model packs: which is active, what each covers, importing more.
 
-The same operations as ``moodlib models list/use/install/import/remove``; the slow ones
-(download, verification, checkpoint conversion) run as jobs of the main window. The shipped
+The same operations as ``moodlib models list/use/import/remove``; the slow ones
+(verification, checkpoint conversion) run as jobs of the main window. The shipped
 packs come first (they cannot be removed), then the installed ones; personal packs (made by
 *Retrain on my corrections*) name the pack they were learned on and show what they learned.
 """
@@ -39,7 +39,7 @@ from moodlib.gui.jobs import Job
 from moodlib.gui.retrain_dialog import fmt, metric_rows
 from moodlib.models import list_models
 from moodlib.packs import Pack, PackError
-from moodlib.packstore import MTG_BASELINE_URL, PackStore
+from moodlib.packstore import PackStore
 
 StartJob = Callable[[Job], bool]
 
@@ -80,16 +80,6 @@ class ModelsDialog(QDialog):
         splitter.addWidget(self.details)
         splitter.setSizes([320, 560])
 
-        self.url = QLineEdit(MTG_BASELINE_URL)
-        self.url.setToolTip("Where to download the official MTG-Jamendo baseline from")
-        self.install_button = QPushButton("Install mtg-baseline")
-        self.install_button.clicked.connect(self.install_baseline)
-        install = QGroupBox("Download")
-        install_layout = QHBoxLayout(install)
-        install_layout.addWidget(QLabel("mtg-baseline from"))
-        install_layout.addWidget(self.url, 1)
-        install_layout.addWidget(self.install_button)
-
         self.architecture = QComboBox()
         self.architecture.addItems(list_models())
         if (index := self.architecture.findText("vggish_baseline")) >= 0:
@@ -117,7 +107,6 @@ class ModelsDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(splitter, 1)
-        layout.addWidget(install)
         layout.addWidget(imports)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
@@ -170,8 +159,7 @@ class ModelsDialog(QDialog):
             else ""
         )  # fmt: skip
         if pack is None:
-            self.details.setHtml("<p>No model pack is installed yet: install mtg-baseline or "
-                                 "import a pack below.</p>")  # fmt: skip
+            self.details.setHtml("<p>No model pack is installed: import one below.</p>")
             return
         self.details.setHtml(pack_description(pack))
 
@@ -200,16 +188,6 @@ class ModelsDialog(QDialog):
         self.message.setText(f"Removed {pack.name}.")
         self.reload()
         self.packs_changed.emit()
-
-    def install_baseline(self) -> None:
-        url = self.url.text().strip() or MTG_BASELINE_URL
-        self._run(
-            Job(
-                "Installing mtg-baseline",
-                lambda **kw: operations.install_baseline(url, **kw),
-                cancellable=False,
-            )
-        )
 
     def choose_pack_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Import a model pack folder")
@@ -262,11 +240,7 @@ class ModelsDialog(QDialog):
         self.packs_changed.emit()
 
     def _set_busy(self, busy: bool) -> None:
-        for button in (
-            self.install_button,
-            self.import_checkpoint_button,
-            self.import_folder_button,
-        ):
+        for button in (self.import_checkpoint_button, self.import_folder_button):
             button.setEnabled(not busy)
 
 

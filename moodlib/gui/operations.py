@@ -31,7 +31,7 @@ from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
 from moodlib.playlists import Playlist, write_playlists
-from moodlib.tags import predicted_tags
+from moodlib.tags import tags_to_write
 
 if TYPE_CHECKING:
     from trainer.finetune import FinetuneResult
@@ -99,8 +99,8 @@ class Preview:
     pack_name: str
     mel: np.ndarray  # (n_mels, frames), as Tagger.mel gives it
     start_seconds: float  # the time in the file of frame 0's centre
-    audio_seconds: float  # decoded audio in the mel; beyond it, the silence a short track is
-    # padded with up to one segment
+    audio_seconds: float  # decoded audio in the mel; beyond it, the track repeated, as a
+    # short track is repeated to one segment
     seconds_per_frame: float
     band_hz: np.ndarray  # centre frequency of each mel band
     duration_seconds: float
@@ -150,10 +150,12 @@ def mel_band_frequencies(frontend: dict) -> np.ndarray:
 
 
 def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, cancel) -> int:
-    """Accept every tag reaching its threshold on each track that the user did not decide
-    on yet (a reject stays a reject); returns how many decisions were made. Cancelling
+    """Accept the tags the write policy picks (``tags_to_write``, at most the setting's
+    number) on each track, where the user did not decide on them yet (a reject stays a
+    reject); returns how many decisions were made. Cancelling
     keeps the decisions on the tracks read so far."""
     to_accept: dict[str, list[int]] = {}
+    max_tags = config.max_tags()
     with open_catalog() as catalog:
         for done, track_id in enumerate(track_ids, start=1):
             if cancel.is_set():
@@ -161,7 +163,7 @@ def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, ca
             scores = catalog.prediction(track_id, pack.name)
             if scores is not None:
                 decided = catalog.decisions(track_id)
-                for tag in predicted_tags(scores, pack.thresholds):
+                for tag in tags_to_write(scores, pack.thresholds, max_tags):
                     if tag not in decided:
                         to_accept.setdefault(tag, []).append(track_id)
             if done % 50 == 0 or done == len(track_ids):
@@ -200,7 +202,7 @@ def plan_write(track_ids: Sequence[int] | None, pack: Pack, *, report: Report, c
             if track_ids is None
             else [catalog.track(track_id) for track_id in track_ids]
         )
-        plan = journal.write_plan(catalog, pack, tracks)
+        plan = journal.write_plan(catalog, pack, tracks, config.max_tags())
         dry_run = write_tracks(
             catalog, plan, dry_run=True, progress=_write_progress(report), cancel=cancel
         )
@@ -246,13 +248,6 @@ def make_playlists(folder: str | Path, pack: Pack, *, report: Report, cancel) ->
 
 
 # -- model packs ---------------------------------------------------------------------------
-
-
-def install_baseline(url: str, *, report: Report, cancel) -> Pack:
-    def on_progress(done: int, total: int | None) -> None:
-        report(Progress(done, total, "downloading mtg-baseline"))
-
-    return PackStore().install_mtg_baseline(url=url, progress=on_progress)
 
 
 def import_pack_folder(folder: str, *, report: Report, cancel) -> Pack:

@@ -13,7 +13,7 @@ decisions beside the names; a click makes a tag the current one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,8 +142,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     ) -> None:
         """Draw ``mel`` (bands x frames); frame ``t`` is centred on ``start + t * step`` s.
 
-        The colour levels come from the first ``audio_frames`` frames (the rest being the
-        silence a short track is padded with). ``segments``: (start, length) in seconds of
+        The colour levels come from the first ``audio_frames`` frames (the rest repeats
+        them: a short track is repeated to one segment). ``segments``: (start, length) in seconds of
         the parts the model reads, marked above the image unless one covers it all.
         """
         n_bands, n_frames = mel.shape
@@ -274,13 +274,15 @@ class ScoreChart(QScrollArea):
         covered: Sequence[str],
         decisions: Mapping[str, str],
         added: Sequence[str] = (),
+        written: Collection[str] = (),
     ) -> None:
-        """Bars for ``scores`` (56, NaN where uncovered; None: not scored yet).
+        """Bars for ``scores`` (56, NaN where uncovered; None: not scored yet); the bars of
+        the ``written`` tags (what the file gets, ``tags.tagging``) are solid.
 
         Rows: the covered tags with a score, highest first; covered tags without one (the
         pack has not scored the track); then the tags the pack does not predict. Only the
         first have bars."""
-        self._shown = (scores, thresholds, covered, decisions, added)
+        self._shown = (scores, thresholds, covered, decisions, added, written)
         current = self.current_tag()
         covered_set = set(covered)
         if scores is None:
@@ -297,7 +299,6 @@ class ScoreChart(QScrollArea):
         values = np.array([scores[vocabulary.TAG_INDEX[t]] for t in scored], dtype=float)
         limits = np.array([thresholds.get(t, np.nan) for t in scored], dtype=float)
         positions = np.arange(len(scored), dtype=float)
-        predicted = set(vocabulary.predicted_tags(scores, thresholds))  # as final_tags
         self.bars.setOpts(
             x0=np.zeros(len(scored)),
             y=positions,
@@ -305,7 +306,7 @@ class ScoreChart(QScrollArea):
             height=0.7,
             brushes=[
                 pg.mkBrush(
-                    self.colors.accent if tag in predicted else with_alpha(self.colors.accent, 110)
+                    self.colors.accent if tag in written else with_alpha(self.colors.accent, 110)
                 )
                 for tag in scored
             ],

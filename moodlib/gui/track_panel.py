@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QSplitter,
     QStyle,
     QToolButton,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from moodlib import config
 from moodlib import tags as vocabulary
 from moodlib.gui.operations import Preview
 from moodlib.gui.playback import Playback
@@ -34,6 +36,8 @@ from moodlib.gui.table_model import format_duration
 from moodlib.library.catalog import Track
 from moodlib.library.paths import printable
 from moodlib.packs import Pack
+
+MAX_TAGS_CHOICE = 10  # the setting's largest number; 0 stands for "all"
 
 
 @dataclass
@@ -50,6 +54,7 @@ class TrackView:
 class TrackPanel(QWidget):
     decision_requested = Signal(str, object)  # tag, "accept" / "reject" / None to clear
     add_requested = Signal(str)
+    max_tags_changed = Signal(object)  # at most this many tags per file; None: no limit
 
     def __init__(self, playback: Playback, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,12 +111,28 @@ class TrackPanel(QWidget):
             )
 
         self.chart = ScoreChart()
-        self.chart_note = QLabel("│ threshold · solid: predicted · ✓ accepted ✗ rejected + added")
+        self.chart_note = QLabel("│ threshold · solid: written · ✓ accepted ✗ rejected + added")
         self.chart_note.setToolTip(
-            "Each bar is the pack's score for a tag, the mark its threshold; the tags whose "
-            "bars reach it are the pack's prediction."
+            "Each bar is the pack's score for a tag, the mark its threshold. The file gets the "
+            "solid ones: the highest-scoring tags that reach their threshold, at most the "
+            "number set on the right (the best-scoring tag when none reaches it), with your "
+            "accepted tags and without your rejected ones."
         )
         self.chart_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.max_tags_box = QSpinBox()
+        self.max_tags_box.setRange(0, MAX_TAGS_CHOICE)
+        self.max_tags_box.setSpecialValueText("all")  # 0: every tag above its threshold
+        self.max_tags_box.setPrefix("at most ")
+        self.max_tags_box.setSuffix(" tags per file")
+        self.max_tags_box.setToolTip(
+            "How many tags a file gets at most (also for 'moodlib scan --write'); all: every "
+            "tag that reaches its threshold"
+        )
+        self.max_tags_box.setValue(config.max_tags() or 0)
+        self.max_tags_box.valueChanged.connect(self._max_tags_chosen)
+        chart_row = QHBoxLayout()
+        chart_row.addWidget(self.chart_note, 1)
+        chart_row.addWidget(self.max_tags_box)
         self.chart.tag_clicked.connect(lambda _tag: self._update_buttons())
         self.accept_button = QPushButton("✓ Accept")
         self.accept_button.setToolTip("Accept the current tag (A)")
@@ -143,7 +164,7 @@ class TrackPanel(QWidget):
         scores = QWidget()
         scores_layout = QVBoxLayout(scores)
         scores_layout.setContentsMargins(0, 0, 0, 0)
-        scores_layout.addWidget(self.chart_note)
+        scores_layout.addLayout(chart_row)
         scores_layout.addWidget(self.chart, 1)
         scores_layout.addLayout(review_row)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
@@ -185,14 +206,7 @@ class TrackPanel(QWidget):
         details = [x for x in (track.artist, track.album, format_duration(track.duration)) if x]
         self.subtitle.setText(" — ".join(details) or path)
         self.subtitle.setToolTip(path)
-        pack = view.pack
-        self.chart.show_scores(
-            view.scores,
-            pack.thresholds if pack else {},
-            pack.covered if pack else (),
-            view.decisions,
-            view.added,
-        )
+        self._show_scores()
         if rescored or not same_track:
             self.chart.set_current(self.chart.rows[0])
         if not same_track:
@@ -203,11 +217,33 @@ class TrackPanel(QWidget):
             self._played_to(0.0)
             if track.error:
                 self.spectrogram_note.setText(f"Cannot be read: {track.error}")
-            elif pack is None:
+            elif view.pack is None:
                 self.spectrogram_note.setText("No model pack: the spectrogram needs one.")
             else:
                 self.spectrogram_note.setText("Computing the spectrogram…")
         self._update_buttons()
+
+    @property
+    def max_tags(self) -> int | None:
+        return self.max_tags_box.value() or None
+
+    def _max_tags_chosen(self) -> None:
+        if self.view is not None:
+            self._show_scores()
+        self.max_tags_changed.emit(self.max_tags)
+
+    def _show_scores(self) -> None:
+        view = self.view
+        pack = view.pack
+        thresholds = pack.thresholds if pack else {}
+        written = vocabulary.tagging(
+            view.scores, thresholds, view.decisions, self.max_tags,
+            decodable=view.track.error is None,
+        ).tags  # fmt: skip
+        self.chart.show_scores(
+            view.scores, thresholds, pack.covered if pack else (), view.decisions, view.added,
+            written,
+        )  # fmt: skip
 
     def show_preview(self, preview: Preview) -> None:
         """Show ``preview`` if it is still the current track's, with the current pack."""
@@ -243,7 +279,7 @@ class TrackPanel(QWidget):
             )
         mel_seconds = preview.mel.shape[1] * preview.seconds_per_frame
         if mel_seconds > preview.audio_seconds + 1:
-            note += f", padded with silence to {mel_seconds:.1f} s"
+            note += f", repeated to {mel_seconds:.1f} s"
         self.spectrogram_note.setText(note + " · click to seek")
 
     def show_preview_error(self, path: str, message: str) -> None:

@@ -416,24 +416,31 @@ class Catalog:
 
     # -- the tags a file should carry -----------------------------------------------------
 
-    def final_tags(self, track_id: int, pack: str, thresholds: dict[str, float]) -> list[str]:
-        """The pack's decided tags, with the user's accepts added and rejects removed.
+    def tagging(
+        self,
+        track: Track,
+        pack: str,
+        thresholds: dict[str, float],
+        max_tags: int | None = vocabulary.DEFAULT_MAX_TAGS,
+    ) -> vocabulary.Tagging:
+        """The tags ``track`` gets from ``pack`` under the write policy with the user's
+        decisions, and why it gets none or only a best guess (``tags.tagging``)."""
+        scores = self.prediction(track.id, pack)
+        decisions = self.decisions(track.id)
+        return vocabulary.tagging(
+            scores, thresholds, decisions, max_tags, decodable=track.error is None
+        )
 
-        Ordered by score (user-added tags without a score last, alphabetically).
-        """
-        scores = self.prediction(track_id, pack)
-        decided: dict[str, float] = {}
-        if scores is not None:
-            for tag in vocabulary.predicted_tags(scores, thresholds):
-                decided[tag] = float(scores[vocabulary.TAG_INDEX[tag]])
-        for tag, decision in self.decisions(track_id).items():
-            if decision == "reject":
-                decided.pop(tag, None)
-            elif tag not in decided:
-                index = vocabulary.TAG_INDEX.get(tag)
-                has_score = scores is not None and index is not None
-                decided[tag] = float(scores[index]) if has_score else -1.0
-        return sorted(decided, key=lambda t: (-decided[t], t))
+    def final_tags(
+        self,
+        track_id: int,
+        pack: str,
+        thresholds: dict[str, float],
+        max_tags: int | None = vocabulary.DEFAULT_MAX_TAGS,
+    ) -> list[str]:
+        """The tags the track's file gets (``tagging``): the pack's choice under the write
+        policy, with the user's accepts added and rejects removed, ordered by score."""
+        return self.tagging(self.track(track_id), pack, thresholds, max_tags).tags
 
     # -- write journal --------------------------------------------------------------------
 

@@ -91,13 +91,16 @@ def _fold(value: str) -> str:
 
 
 def write_plan(
-    catalog: Catalog, pack: Pack, tracks: Iterable[Track]
+    catalog: Catalog,
+    pack: Pack,
+    tracks: Iterable[Track],
+    max_tags: int | None = vocabulary.DEFAULT_MAX_TAGS,
 ) -> list[tuple[str, list[str]]]:
     """``(path, tags)`` for each of ``tracks`` that ``pack`` has scored and that read without
-    error: the pack's tags with the user's decisions (``Catalog.final_tags``), for
-    ``write_tracks``."""
+    error: the pack's tags under the write policy (at most ``max_tags``) with the user's
+    decisions (``Catalog.tagging``), for ``write_tracks``."""
     return [
-        (track.path, catalog.final_tags(track.id, pack.name, pack.thresholds))
+        (track.path, catalog.tagging(track, pack.name, pack.thresholds, max_tags).tags)
         for track in tracks
         if track.error is None and catalog.has_prediction(track.id, pack.name)
     ]

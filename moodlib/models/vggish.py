@@ -7,6 +7,12 @@ sigmoid inside ``forward``; here ``forward`` returns logits like every registere
 Tagger applies the sigmoid.
 
 Input: mel spectrogram ``(batch, 96, 1366)`` in the dataset's dB scale (a 29.1 s segment).
+
+The embedding (what a personal pack's head learns from) is the 64 pooled features the tag
+layer reads; ``embedding_blocks=k`` appends the mean and the maximum over frequency and time
+of each of the first ``k`` blocks' channels. Those carry the timbre and loudness that the 64
+tag-trained features pool away: with ``k=2`` (448 values) personal heads learnt a simulated
+listener's taste markedly better (docs/default-pack.md).
 """
 
 from __future__ import annotations
@@ -23,8 +29,13 @@ _POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
 class VggishBaseline(nn.Module):
     """BatchNorm on the input, five conv3x3-BN-ELU-maxpool blocks, dropout, one linear layer."""
 
-    def __init__(self, num_classes: int = 56, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 56, dropout: float = 0.5, embedding_blocks: int = 0):
         super().__init__()
+        if not 0 <= embedding_blocks <= len(_CHANNELS):
+            raise ValueError(
+                f"embedding_blocks must be 0 to {len(_CHANNELS)}, not {embedding_blocks}"
+            )
+        self.embedding_blocks = embedding_blocks
         self.bn_init = nn.BatchNorm2d(1)
         in_channels = 1
         for i, (channels, pool) in enumerate(zip(_CHANNELS, _POOLS, strict=True), start=1):
@@ -38,17 +49,25 @@ class VggishBaseline(nn.Module):
 
     def forward_with_embedding(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.bn_init(mel.unsqueeze(1))
+        block_statistics = []
         for i in range(1, len(_CHANNELS) + 1):
             conv, bn, pool = (getattr(self, f"{n}_{i}") for n in ("conv", "bn", "mp"))
             x = pool(self.activation(bn(conv(x))))
-        embedding = x.flatten(1)
-        return self.dense(self.dropout(embedding)), embedding
+            if i <= self.embedding_blocks:
+                block_statistics += [x.mean(dim=(2, 3)), x.amax(dim=(2, 3))]
+        pooled = x.flatten(1)
+        return self.dense(self.dropout(pooled)), torch.cat([pooled, *block_statistics], dim=1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.forward_with_embedding(mel)[0]
 
 
 @register_model
-def vggish_baseline(num_classes: int = 56, dropout: float = 0.5) -> VggishBaseline:
-    """The official MTG-Jamendo baseline (96 x 1366 input, 64-d embedding)."""
-    return VggishBaseline(num_classes=num_classes, dropout=dropout)
+def vggish_baseline(
+    num_classes: int = 56, dropout: float = 0.5, embedding_blocks: int = 0
+) -> VggishBaseline:
+    """The official MTG-Jamendo baseline (96 x 1366 input; embedding: 64 pooled features,
+    plus the mean and maximum of each channel of the first ``embedding_blocks`` blocks)."""
+    return VggishBaseline(
+        num_classes=num_classes, dropout=dropout, embedding_blocks=embedding_blocks
+    )

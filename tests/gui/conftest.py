@@ -16,12 +16,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes 
 
 from PySide6.QtCore import QSettings
 
-from moodlib import config
-from moodlib.packstore import PackStore
-
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
-BASELINE_NAME = "mtg-baseline"
 
 
 @pytest.fixture
@@ -39,24 +35,6 @@ def baseline_checkpoint() -> Path:
     if not BASELINE.is_file():
         pytest.skip(f"no baseline checkpoint at {BASELINE}")
     return BASELINE
-
-
-@pytest.fixture(scope="session")
-def baseline_pack(baseline_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The baseline imported once per session; tests copy it into their home."""
-    store = PackStore(tmp_path_factory.mktemp("packs"))
-    pack = store.import_checkpoint(
-        baseline_checkpoint, name=BASELINE_NAME, architecture="vggish_baseline"
-    )
-    return pack.root
-
-
-@pytest.fixture
-def baseline_home(home: Path, baseline_pack: Path) -> Path:
-    """A home whose active pack is the MTG-Jamendo baseline."""
-    PackStore().install_folder(baseline_pack)
-    config.save_setting("active_pack", BASELINE_NAME)
-    return home
 
 
 @pytest.fixture
@@ -95,8 +73,9 @@ def wait_idle(qtbot) -> Callable:
 
 
 @pytest.fixture
-def scanned_window(baseline_home, music_copy, open_window, wait_idle):
-    """The app with ``music_copy``'s folder added and scanned by the baseline."""
+def scanned_window(home, music_copy, open_window, wait_idle):
+    """The app with ``music_copy``'s folder added and scanned by the shipped default pack,
+    the official baseline."""
     window = open_window()
     folder = next(iter(music_copy.values())).parent
     window.add_folder(folder)

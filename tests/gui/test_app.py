@@ -31,15 +31,13 @@ PACK = "mtg-baseline"
 
 
 @pytest.fixture(scope="module")
-def scanned_home(tmp_path_factory, real_music_library, baseline_pack) -> Path:
+def scanned_home(tmp_path_factory, real_music_library) -> Path:
     """A home whose catalog holds the (read-only) real-music library scanned by the
-    baseline, for the tests that only look."""
+    shipped baseline, for the tests that only look."""
     home = tmp_path_factory.mktemp("scanned") / "home"
     folder = next(iter(real_music_library.values())).parent
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOODLIB_HOME", str(home))
-        PackStore().install_folder(baseline_pack)
-        config.save_setting("active_pack", PACK)
         config.add_library_folders([folder])
         with Catalog(config.catalog_path()) as catalog:
             scan([folder], catalog, Tagger(PackStore().get(PACK), device="cpu"))
@@ -83,7 +81,7 @@ def answer(qtbot, window, accept: bool = True) -> str:
 
 
 def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
-    qtbot, baseline_home, music_copy, open_window, wait_idle
+    qtbot, home, music_copy, open_window, wait_idle
 ) -> None:
     folder = next(iter(music_copy.values())).parent
     (folder / "broken.mp3").write_text("not audio at all\n")
@@ -169,6 +167,31 @@ def test_the_track_panel_shows_the_mel_the_model_saw_and_the_catalogs_scores(
     assert not chart.uncovered_band.isVisible()
 
 
+def test_the_solid_bars_are_the_tags_written_at_most_the_setting(
+    qtbot, library_window, real_music_library
+) -> None:
+    panel = open_track(qtbot, library_window, real_music_library["flac"])
+    scores = panel.view.scores
+    pack = panel.view.pack
+    above = [t for t in pack.covered if scores[vocabulary.TAG_INDEX[t]] >= pack.thresholds[t]]
+    assert len(above) >= 2, "the excerpt has several tags reaching their threshold"
+
+    def solid() -> list[str]:
+        brushes = panel.chart.bars.opts["brushes"]
+        return [
+            t for t, b in zip(panel.chart.rows, brushes, strict=False) if b.color().alpha() == 255
+        ]
+
+    assert panel.max_tags_box.text() == "at most 3 tags per file"  # the default
+    assert solid() == sorted(above, key=lambda t: -scores[vocabulary.TAG_INDEX[t]])[:3]
+    panel.max_tags_box.setValue(1)
+    assert solid() == panel.chart.rows[:1] and config.max_tags() == 1
+    panel.max_tags_box.setValue(0)
+    assert panel.max_tags_box.text() == "all"
+    assert sorted(solid()) == sorted(above) and config.max_tags() is None
+    panel.max_tags_box.setValue(3)  # the module's other tests share this home
+
+
 def test_clicking_the_spectrogram_seeks_and_playback_degrades_without_a_device(
     qtbot, library_window, real_music_library
 ) -> None:
@@ -224,7 +247,8 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
     assert window.current_track_id() == mp3_id  # sorting keeps the track
     row = window.model.row_of(mp3_id)
 
-    # Bulk: every predicted tag of the selected tracks, rejects kept.
+    # Bulk: the tags the policy writes on each selected track (the 3 highest-scoring ones
+    # reaching their threshold, by default), rejects kept.
     flac_id = track_id_of(window, flac)
     window.table.selectRow(window.model.row_of(flac_id))
     window.table.selectionModel().select(
@@ -237,9 +261,11 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
     wait_idle(window)
     pack = PackStore().get(PACK)
     flac_scores = window.catalog.prediction(flac_id, PACK)
-    predicted = {t for t in pack.covered if flac_scores[vocabulary.TAG_INDEX[t]]
-                 >= pack.thresholds[t]}  # fmt: skip
-    assert {t for t, d in window.catalog.decisions(flac_id).items() if d == "accept"} == predicted
+    above = [t for t in pack.covered if flac_scores[vocabulary.TAG_INDEX[t]]
+             >= pack.thresholds[t]]  # fmt: skip
+    best = sorted(above, key=lambda t: -flac_scores[vocabulary.TAG_INDEX[t]])[:3]
+    assert best, "the excerpt has tags reaching their threshold"
+    assert {t for t, d in window.catalog.decisions(flac_id).items() if d == "accept"} == set(best)
     assert window.catalog.decisions(mp3_id)[second] == "reject"
 
     # Write the selection: the question counts the files that change.

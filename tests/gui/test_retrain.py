@@ -51,6 +51,7 @@ def albums_home(tmp_path_factory, real_music_library) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOODLIB_HOME", str(home))
         config.add_library_folders([music])
+        config.save_setting("active_pack", "starter")
         with Catalog(config.catalog_path()) as catalog:
             result = scan([music], catalog, Tagger(PackStore().get("starter"), device="cpu"))
     assert len(result.tagged) == ALBUMS * len(SONGS) and not result.failed
@@ -80,12 +81,12 @@ def review(catalog: Catalog) -> None:
     catalog.add_tag(tracks[0].id, "boss fight")
 
 
-def retrain(window, progress: list | None = None) -> None:
+def retrain(window, progress: list | None = None, base: str = "starter") -> None:
     if progress is not None:
         window.job_started.connect(lambda job: job.progressed.connect(progress.append))
     assert window.retrain_action.isEnabled()
     window.retrain_action.trigger()
-    assert window.busy and window.job.title == "Retraining starter on your corrections"
+    assert window.busy and window.job.title == f"Retraining {base} on your corrections"
     assert window.job_status.isVisible() and window.job_status.cancel_button.isEnabled()
 
 
@@ -152,6 +153,7 @@ def test_retraining_shows_base_vs_personal_and_switching_rescans(
     models = window.models_dialog
     texts = [models.packs.item(i).text() for i in range(models.packs.count())]
     assert texts == [
+        "mtg-baseline\n56/56 tags · shipped",
         "starter\n11/56 tags · shipped",
         f"● {name}\n12/56 tags · personal, from starter · active",
     ]
@@ -192,7 +194,7 @@ def test_cancelling_a_retraining_makes_no_pack(albums_window, wait_idle) -> None
     retrain(window)
     window.job_status.cancel_button.click()
     wait_idle(window)
-    assert PackStore().names() == ["starter"]
+    assert PackStore().names() == ["mtg-baseline", "starter"]
     assert "Retraining cancelled: no pack was made." in window.statusBar().currentMessage()
     assert window.retrain_dialog is None and window.notice is None
     assert not window.job_status.isVisible()
@@ -215,19 +217,19 @@ def test_too_few_corrections_are_explained(qtbot, albums_window, wait_idle) -> N
     assert box.informativeText().startswith(
         "Not enough corrections yet: a tag needs 3 accepted and 3 rejected tracks."
     )
-    assert PackStore().names() == ["starter"]
+    assert PackStore().names() == ["mtg-baseline", "starter"]
     box.accept()
     assert window.notice is None and window.retrain_action.isEnabled()
 
 
 def test_an_unreviewed_library_is_explained_not_a_crash(qtbot, open_window, wait_idle) -> None:
-    window = open_window()
-    retrain(window)
+    window = open_window()  # a fresh home: the default pack
+    retrain(window, base="mtg-baseline")
     qtbot.waitUntil(lambda: window.notice is not None, timeout=30_000)
     wait_idle(window)
     assert window.notice.informativeText().startswith(
-        "No reviewed tracks with starter embeddings: scan with starter and accept or reject "
-        "some tags first."
+        "No reviewed tracks with mtg-baseline embeddings: scan with mtg-baseline and accept or "
+        "reject some tags first."
     )
-    assert window.retrain_dialog is None and PackStore().names() == ["starter"]
+    assert window.retrain_dialog is None and PackStore().names() == ["mtg-baseline", "starter"]
     assert window.retrain_action.isEnabled()

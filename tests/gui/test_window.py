@@ -19,7 +19,7 @@ from moodlib.gui.job_status import JobStatus
 from moodlib.gui.jobs import Job, Progress
 from moodlib.gui.plots import ScoreChart
 from moodlib.inference import resolve_device
-from moodlib.packstore import MTG_BASELINE_URL, PackStore
+from moodlib.packstore import PackStore
 
 pytestmark = pytest.mark.gui
 
@@ -30,10 +30,10 @@ def test_retrain_works_on_the_shipped_pack_and_says_why_not_elsewhere(
     window = open_window()
     action = window.retrain_action
     assert action.text().replace("&", "") == "Retrain on my corrections…"
-    assert window.pack.name == "starter" and window.pack.embedding_member
+    assert window.pack.name == "mtg-baseline" and window.pack.embedding_member
     assert action.isEnabled()
     assert action.toolTip() == (
-        "Learn a personal pack from your accepted and rejected tags, on top of starter"
+        "Learn a personal pack from your accepted and rejected tags, on top of mtg-baseline"
     )
     models_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Models")
     assert action in models_menu.actions() and models_menu.toolTipsVisible()
@@ -42,7 +42,7 @@ def test_retrain_works_on_the_shipped_pack_and_says_why_not_elsewhere(
 
     # A pack that stores no embeddings cannot be personalised: the action says so.
     plain = tmp_path / "plain"
-    shutil.copytree(PackStore().get("starter").root, plain)
+    shutil.copytree(PackStore().get("mtg-baseline").root, plain)
     manifest = json.loads((plain / "manifest.json").read_text())
     (plain / "manifest.json").write_text(json.dumps({**manifest, "embedding_member": None}))
     PackStore().install_folder(plain, name="plain")
@@ -59,9 +59,9 @@ def test_folders_and_window_layout_survive_a_restart(open_window, wait_idle, tmp
     music = tmp_path / "music"
     music.mkdir()
     window = open_window()
-    assert window.pack.name == "starter" and window.pack.builtin  # shipped, always there
+    assert window.pack.name == "mtg-baseline" and window.pack.builtin  # shipped, always there
     window.add_folder(music)  # a new folder is scanned at once with the active pack
-    assert window.busy and window.job.title == "Scanning with starter"
+    assert window.busy and window.job.title == "Scanning with mtg-baseline"
     wait_idle(window)
     assert "Scan: 0 tagged" in window.statusBar().currentMessage()
     window.resize(760, 580)  # within the offscreen screen (800x600): restoring clamps to it
@@ -104,9 +104,9 @@ def test_a_folder_added_during_a_task_is_scanned_when_it_ends(
 
 def test_the_status_bar_names_the_pack_and_the_device(open_window) -> None:
     window = open_window()
-    assert config.active_pack_name() == config.DEFAULT_PACK == "starter"
-    assert window.pack_label.text() == "Pack: starter"
-    assert window.pack_label.toolTip() == "starter (shipped): 11 of 56 tags covered"
+    assert config.active_pack_name() == config.DEFAULT_PACK == "mtg-baseline"
+    assert window.pack_label.text() == "Pack: mtg-baseline"
+    assert window.pack_label.toolTip() == "mtg-baseline (shipped): 56 of 56 tags covered"
     if resolve_device("auto").type == "cpu":
         assert window.device_label.text() == "Device: CPU"
     else:
@@ -142,7 +142,10 @@ def test_the_chart_tells_uncovered_tags_apart(qtbot) -> None:
     for i, tag in enumerate(covered):
         scores[vocabulary.TAG_INDEX[tag]] = (i + 1) / 100
     thresholds = dict.fromkeys(covered, 0.3)
-    chart.show_scores(scores, thresholds, covered, {"happy": "reject"}, added=["christmas"])
+    written = ["uplifting", "upbeat", "christmas"]  # what the file gets: solid bars
+    chart.show_scores(
+        scores, thresholds, covered, {"happy": "reject"}, added=["christmas"], written=written
+    )
 
     assert chart.rows[: len(covered)] == sorted(
         covered, key=lambda t: -scores[vocabulary.TAG_INDEX[t]]
@@ -157,60 +160,50 @@ def test_the_chart_tells_uncovered_tags_apart(qtbot) -> None:
     assert labels["happy"] == "✗ happy"
     assert labels["christmas"] == "+ christmas"
     brushes = chart.bars.opts["brushes"]
-    above = [scores[vocabulary.TAG_INDEX[t]] >= 0.3 for t in chart.rows[: len(covered)]]
-    assert {b.color().alpha() for b, a in zip(brushes, above, strict=True) if a} == {255}
-    assert {b.color().alpha() for b, a in zip(brushes, above, strict=True) if not a} == {110}
+    alphas = {tag: b.color().alpha() for tag, b in zip(chart.rows, brushes, strict=False)}
+    assert {tag for tag, alpha in alphas.items() if alpha == 255} == {"uplifting", "upbeat"}
+    assert set(alphas.values()) == {255, 110}
 
 
 def pack_list(dialog) -> list[str]:
     return [dialog.packs.item(i).text() for i in range(dialog.packs.count())]
 
 
-def test_packs_are_imported_installed_and_chosen_in_the_models_dialog(
+def test_packs_are_imported_and_chosen_in_the_models_dialog(
     open_window, baseline_checkpoint, wait_idle
 ) -> None:
     window = open_window()
     window.show_models()
     dialog = window.models_dialog
-    assert dialog.url.text() == MTG_BASELINE_URL
     assert dialog.architecture.currentText() == "vggish_baseline"
-    # The shipped pack is listed (and active) from the start; it cannot be removed.
-    assert pack_list(dialog) == ["● starter\n11/56 tags · shipped · active"]
-    assert dialog.current_pack().name == "starter"
+    # The shipped packs are listed (the default active) from the start; they cannot be removed.
+    assert pack_list(dialog) == [
+        "● mtg-baseline\n56/56 tags · shipped · active", "starter\n11/56 tags · shipped",
+    ]  # fmt: skip
+    assert dialog.current_pack().name == "mtg-baseline"
     assert not dialog.remove_button.isEnabled() and not dialog.use_button.isEnabled()
     details = dialog.details.toPlainText()
-    assert "Predicts 11 of 56 tags" in details
-    assert "Not predicted by this pack (45)" in details
+    assert "Predicts 56 of 56 tags" in details and "Bogdanov" in details
+    dialog.packs.setCurrentRow(1)
+    assert "Not predicted by this pack (45)" in dialog.details.toPlainText()
 
     dialog.checkpoint_name.setText("my-baseline")
     dialog.import_checkpoint(str(baseline_checkpoint))
     wait_idle(window)
-    assert PackStore().names() == ["starter", "my-baseline"]
-    # Installed, listed after the shipped pack, not made active: starter stays in use.
-    assert pack_list(dialog)[1] == "my-baseline\n56/56 tags · installed"
+    assert PackStore().names() == ["mtg-baseline", "starter", "my-baseline"]
+    # Installed, listed after the shipped packs, not made active.
+    assert pack_list(dialog)[2] == "my-baseline\n56/56 tags · installed"
     assert dialog.current_pack().name == "my-baseline"
-    assert "Predicts 56 of 56 tags" in dialog.details.toPlainText()
-    assert config.active_pack_name() == "starter" and window.pack.name == "starter"
+    assert config.active_pack_name() == "mtg-baseline" and window.pack.name == "mtg-baseline"
     assert dialog.remove_button.isEnabled()
     dialog.use_button.click()
     assert config.active_pack_name() == "my-baseline"
     assert window.pack_label.text() == "Pack: my-baseline"
 
-    # The official baseline, from a mirror given in the URL field (here: a local copy).
-    dialog.url.setText(baseline_checkpoint.as_uri())
-    dialog.install_button.click()
-    wait_idle(window)
-    assert "mtg-baseline" in PackStore().names()
-    assert dialog.current_pack().name == "mtg-baseline"
-    assert "Bogdanov" in dialog.details.toPlainText()
-    dialog.use_button.click()
-    assert config.active_pack_name() == "mtg-baseline"
-    assert window.pack_label.text() == "Pack: mtg-baseline"
-
-    # Removing the active pack falls back to the shipped one.
+    # Removing the active pack falls back to the shipped default.
     dialog.remove_button.click()
-    assert config.active_pack_name() == "starter" and window.pack.name == "starter"
-    assert "mtg-baseline" not in PackStore().names()
+    assert config.active_pack_name() == "mtg-baseline" and window.pack.name == "mtg-baseline"
+    assert "my-baseline" not in PackStore().names()
 
 
 def test_a_pack_installed_while_the_active_one_is_gone_becomes_active(

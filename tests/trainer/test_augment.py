@@ -35,10 +35,13 @@ def test_start_and_center_crops_are_fixed():
     assert crop_start(100, 30, mode="center") == 35
 
 
-def test_a_short_track_is_padded_with_its_minimum():
-    mel = np.array([[3.0, -7.0, 5.0]])
+def test_a_short_track_is_repeated_to_the_crop_length():
+    mel = np.array([[3.0, -7.0, 5.0], [1.0, 2.0, 4.0]])
 
-    assert crop(mel, crop_start(3, 5), 5).tolist() == [[3.0, -7.0, 5.0, -7.0, -7.0]]
+    assert crop(mel, crop_start(3, 5), 5).tolist() == [
+        [3.0, -7.0, 5.0, 3.0, -7.0],
+        [1.0, 2.0, 4.0, 1.0, 2.0],
+    ]
 
 
 def test_mixup_is_a_convex_combination_of_partners_inputs_and_labels():

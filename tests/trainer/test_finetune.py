@@ -9,6 +9,7 @@ import media
 import numpy as np
 import pytest
 
+from moodlib import config
 from moodlib import tags as vocabulary
 from moodlib.audio.decode import decode
 from moodlib.inference import Tagger
@@ -22,8 +23,9 @@ from trainer.finetune import (
     finetune,
 )
 
-EXCERPT_SECONDS = 3.0  # one musicnn patch
+EXCERPT_SECONDS = 3.0  # short excerpts: many tracks per album from a small soundtrack
 EXCERPTS_PER_TRACK = 12
+TASTE_RATE = 16000  # the rate the simulated user's ears work at, whatever the pack's
 
 
 def brightness(waveform: np.ndarray, sample_rate: int) -> float:
@@ -33,25 +35,31 @@ def brightness(waveform: np.ndarray, sample_rate: int) -> float:
     return float((spectrum * freqs).sum() / spectrum.sum())
 
 
+def excerpts_of(waveform: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+    """``EXCERPTS_PER_TRACK`` excerpts evenly spread over a track."""
+    step = len(waveform) // (EXCERPTS_PER_TRACK + 1)
+    length = int(EXCERPT_SECONDS * sample_rate)
+    return [waveform[(i + 1) * step - length // 2 :][:length] for i in range(EXCERPTS_PER_TRACK)]
+
+
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory):
-    """A catalog of excerpts of every Singularity track, scanned with the starter pack, where
-    a user accepted "dark" on the darker half of the excerpts and rejected it on the rest, and
-    accepted "happy" on a few and rejected it elsewhere by the same rule reversed."""
+    """A catalog of excerpts of every Singularity track, scanned with the default pack (the
+    shipped baseline), where a user accepted "dark" on the darker half of the excerpts and
+    rejected it on the rest, and accepted "happy" by the same rule reversed."""
     if media.missing_tools():
         pytest.skip(media.missing_tools())
     root = tmp_path_factory.mktemp("finetune")
     store = PackStore(root / "packs")
-    base = store.get("starter")
+    base = store.get(config.DEFAULT_PACK)
     tagger = Tagger(base, device="cpu")
     catalog = Catalog(root / "catalog.sqlite")
-    excerpts = []
+    excerpts, centroids = [], []
     for album, source in enumerate(media.source_tracks()):
-        waveform = decode(source, sample_rate=tagger.sample_rate)
-        step = len(waveform) // (EXCERPTS_PER_TRACK + 1)
-        length = int(EXCERPT_SECONDS * tagger.sample_rate)
-        for i in range(EXCERPTS_PER_TRACK):
-            clip = waveform[(i + 1) * step - length // 2 :][:length]
+        heard = excerpts_of(decode(source, sample_rate=TASTE_RATE), TASTE_RATE)
+        centroids += [brightness(clip, TASTE_RATE) for clip in heard]
+        clips = excerpts_of(decode(source, sample_rate=tagger.sample_rate), tagger.sample_rate)
+        for i, clip in enumerate(clips):
             track_id = catalog.upsert_track(
                 f"/music/{source.stem}/{i:02d}.flac", size=1, mtime_ns=1,
                 artist="Singularity", album=f"{source.stem} {album}",
@@ -63,7 +71,7 @@ def reviewed(tmp_path_factory):
             chunk, tagger.predict_waveforms([c for _, c in chunk]), strict=True
         ):
             catalog.put_prediction(track_id, base.name, prediction.scores, prediction.embedding)
-    centroids = np.array([brightness(c, tagger.sample_rate) for _, c in excerpts])
+    centroids = np.array(centroids)
     median = np.median(centroids)
     for (track_id, _), centroid in zip(excerpts, centroids, strict=True):
         catalog.set_decision(track_id, "dark", "accept" if centroid < median else "reject")
@@ -81,7 +89,7 @@ def test_the_cli_prints_the_before_after_table_and_installs_the_pack(
     monkeypatch.setenv("MOODLIB_HOME", str(catalog.path.parent))
     from trainer.cli import main
 
-    assert main(["finetune", "--from-catalog", "--base", "starter", "--name", "mine"]) == 0
+    assert main(["finetune", "--from-catalog", "--base", "mtg-baseline", "--name", "mine"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[0].split()[:3] == ["tag", "pos", "neg"]
     assert any(line.startswith("dark ") for line in out.splitlines())
@@ -98,8 +106,9 @@ def test_the_personal_pack_beats_the_base_pack_on_held_out_albums(reviewed) -> N
     for tag in ("dark", "happy"):
         report = reports[tag]
         assert report.held_out_positives >= 5 and report.held_out_negatives >= 5, result.table()
-        assert report.personal_roc_auc >= 0.85, result.table()
-        assert report.personal_roc_auc >= (report.base_roc_auc or 0.5) + 0.15, result.table()
+        # The starter pack's musicnn embedding reached 0.969 on both (docs/default-pack.md).
+        assert report.personal_roc_auc >= 0.95, result.table()
+        assert report.personal_roc_auc >= (report.base_roc_auc or 0.5) + 0.1, result.table()
         assert report.personal_pr_auc > (report.base_pr_auc or 0.0), result.table()
     assert result.extra_tags == {"boss fight": 1}
     assert "'boss fight': 1 labels not learned" in result.table()
@@ -115,12 +124,13 @@ def test_the_personal_pack_is_a_pack_the_tagger_runs(reviewed, real_music_librar
     catalog, store, base = reviewed
     result = finetune(catalog, base, store, name="personal-tagger")
     pack = load_pack(result.pack.root)
-    assert pack.provenance["base_pack"] == "starter"
+    assert pack.provenance["base_pack"] == "mtg-baseline"
     assert set(pack.head.tags) == {"dark", "happy"}
     assert {"dark", "happy"} <= set(pack.covered)
     assert pack.thresholds["dark"] == 0.5
-    waveform = decode(real_music_library["flac"], sample_rate=16000)
-    personal = Tagger(pack, device="cpu").predict_waveforms([waveform])[0]
+    tagger = Tagger(pack, device="cpu")
+    waveform = decode(real_music_library["flac"], sample_rate=tagger.sample_rate)
+    personal = tagger.predict_waveforms([waveform])[0]
     plain = Tagger(base, device="cpu").predict_waveforms([waveform])[0]
     dark = vocabulary.TAG_INDEX["dark"]
     assert not np.isnan(personal.scores[dark])
@@ -129,7 +139,7 @@ def test_the_personal_pack_is_a_pack_the_tagger_runs(reviewed, real_music_librar
 
     # Retraining from a personal pack learns anew from its base, never a head on a head.
     again = finetune(catalog, pack, store, name="personal-again")
-    assert again.pack.provenance["base_pack"] == "starter"
+    assert again.pack.provenance["base_pack"] == "mtg-baseline"
     assert again.pack.head.tags == pack.head.tags
 
 

@@ -1,11 +1,12 @@
 """Retrain on my corrections, the full path: the starter pack's networks fine-tuned end to end.
 
-The library is the 10-s real-music excerpts (one per format of ``media.FORMATS``), spread over three album folders (album tags
-set in the files) so that no album holds only loud or only quiet tracks, scanned with the
-starter pack. The simulated user accepts "energetic" (covered by the starter pack) on the
-louder half and rejects it on the quieter half, and does the reverse for "dark" (not covered).
+The library is the 10-s real-music excerpts (one per format of ``media.FORMATS``), spread
+over three album folders (album tags set in the files) so that no album holds only loud or
+only quiet tracks, scanned with the starter pack. The simulated user accepts "energetic"
+(covered by the starter pack) on the louder half and rejects it on the quieter half, and does
+the reverse for "dark" (not covered).
 
-Ten tracks and two CPU epochs are far too few for the fine-tuned networks to be expected to
+A dozen tracks and two CPU epochs are far too few for the fine-tuned networks to be expected to
 beat the base pack on the held-out album, so nothing here asserts that; what is asserted is
 that the training loss fell, every member's weights moved, and the pack is a valid one.
 """

@@ -184,15 +184,16 @@ def test_evaluation_items_are_evenly_spaced_segments(mel_tracks):
     assert tags[TAGS.index("happy")] == 1
 
 
-def test_a_track_shorter_than_the_crop_is_padded_with_its_minimum(mel_tracks):
+def test_a_track_shorter_than_the_crop_is_repeated_to_its_length(mel_tracks):
     tracks, root = mel_tracks
     dataset = crop_dataset(tracks, root, crop_frames=100)
 
     crop, _, _ = dataset[1]
 
     assert crop.shape == (96, 100)
-    assert crop[5, 59].item() == 5059
-    assert (crop[:, 60:] == 0).all()  # the track's minimum is band 0, frame 0: 0 dB
+    assert crop[5, 59].item() == 5059  # the track's 60 frames, then again from its start
+    assert crop[5, 60].item() == 5000
+    assert (crop[:, 60:] == crop[:, :40]).all()
 
 
 def test_a_malformed_mel_names_the_file(tmp_path):

@@ -5,7 +5,7 @@ values each paper states):
 
 - :func:`crop_start` / :func:`crop`: where a training crop starts (``random`` anywhere in the
   track, ``start`` at the first frame as Mirable's long mode, ``center``), and cutting it, with
-  short tracks padded by their own minimum (their quietest value), as the app's Tagger pads.
+  short tracks repeated to the crop length (``moodlib.audio.tiling``), as the app's Tagger does.
 - :func:`mixup` (Zhang et al. 2018): convex combinations of pairs of examples and of their
   labels. CP-JKU (Koutini et al. 2019) draw one ``lambda ~ Beta(alpha, alpha)`` per example and
   keep ``max(lambda, 1 - lambda)`` so that each mixed example stays nearer its own input
@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from moodlib.audio.tiling import tile_to_length
+
 CROP_MODES = ("random", "start", "center")
 
 Width = int | tuple[int, int]
@@ -55,18 +57,15 @@ def crop_start(n_frames: int, crop_frames: int, *, mode: str = "random") -> int:
 
 
 def crop(mel: np.ndarray, start: int, crop_frames: int) -> np.ndarray:
-    """``mel[:, start:start + crop_frames]``, padded at the end with the mel's minimum.
+    """``mel[:, start:start + crop_frames]``; a shorter piece is repeated to ``crop_frames``.
 
     Examples
     --------
-    >>> crop(np.arange(6.0).reshape(1, 6), 4, 3)
-    array([[4., 5., 0.]])
+    >>> crop(np.arange(4.0).reshape(1, 4), 0, 6)
+    array([[0., 1., 2., 3., 0., 1.]], dtype=float32)
     """
     piece = np.array(mel[:, start : start + crop_frames], dtype=np.float32)
-    missing = crop_frames - piece.shape[1]
-    if missing > 0:
-        piece = np.pad(piece, ((0, 0), (0, missing)), constant_values=float(np.min(mel)))
-    return piece
+    return tile_to_length(piece, crop_frames)
 
 
 def random_crop(mel: np.ndarray, crop_frames: int) -> np.ndarray:

@@ -128,3 +128,36 @@ def _parse_track(line: str, where: str) -> Track:
     except KeyError as error:
         raise DatasetError(f"{where}: {error.args[0]}") from None
     return Track(track_id, artist_id, album_id, path, seconds, tags)
+
+
+def read_thresholds(path: str | Path) -> np.ndarray:
+    """Per-tag thresholds in the official results format, one ``mood/theme---TAG VALUE`` line
+    per tag (``results/mediaeval/baseline_vggish_thresholds.txt``), in the official tag order.
+
+    Raises
+    ------
+    DatasetError
+        The file is missing, a line is malformed, or a tag is missing or repeated.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the thresholds ({error})") from error
+    values: dict[str, float] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            name, value = line.split()
+            tag = short_name(name)
+            if tag in values:
+                raise ValueError(f"{name} is repeated")
+            values[tag] = float(value)
+        except (KeyError, ValueError) as error:
+            message = f"{path}:{number}: not 'mood/theme---TAG THRESHOLD': {error}"
+            raise DatasetError(message) from error
+    missing = [tag for tag in TAGS if tag not in values]
+    if missing:
+        raise DatasetError(f"{path}: no threshold for {', '.join(missing)}")
+    return np.array([values[tag] for tag in TAGS])
