@@ -80,7 +80,9 @@ class MoodlibPlugin(BeetsPlugin):
             for path, track in tracks.items():
                 if track is None and os.path.exists(path):
                     self._log.warning("{}: not a format moodlib reads", path)
-            plan = write_plan(catalog, pack, [t for t in tracks.values() if t is not None])
+            plan = write_plan(
+                catalog, pack, [t for t in tracks.values() if t is not None], config.max_tags()
+            )
             for path, tags in plan:
                 self._set_moods(items[path], tags)
             if write:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from moodlib import config
 from moodlib import tags as vocabulary
 from moodlib.library.catalog import Catalog, Track
 from moodlib.metadata.journal import write_plan
@@ -56,7 +57,7 @@ def tag_entries(
     official order (``tags.TAGS``), then the user's own tags alphabetically."""
     tracks = {track.path: track for track in catalog.tracks()}
     entries: dict[str, list[Entry]] = {}
-    for path, tags in write_plan(catalog, pack, tracks.values()):
+    for path, tags in write_plan(catalog, pack, tracks.values(), config.max_tags()):
         track = tracks[path]
         scores = catalog.prediction(track.id, pack.name)
         decisions = catalog.decisions(track.id)
