@@ -1,8 +1,8 @@
 """The beets plugin on a real beets library: ``beet moodlib [QUERY]`` with ``plugins: moodlib``.
 
 beets runs as its own command (``python -m beets``) with a config and a library in the test's
-folder; moodlib's catalog and packs are in the test's ``MOODLIB_HOME`` (the shipped
-``starter`` pack is the active one).
+folder; moodlib's catalog and packs are in the test's ``MOODLIB_HOME`` (the shipped default
+pack is the active one).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ Library = pytest.importorskip("beets.library").Library
 pytestmark = pytest.mark.slow  # beets and moodlib start a few times per test
 
 ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ("flac", "ogg", "m4a")  # the starter pack tags the ogg and m4a excerpts
+FORMATS = ("flac", "ogg", "m4a")
+PACK = config.DEFAULT_PACK
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def beets(real_music_library, tmp_path, monkeypatch):
 
 
 def catalog_tags(path: Path) -> list[str]:
-    pack = PackStore().get("starter")
+    pack = PackStore().get(PACK)
     with Catalog(config.catalog_path()) as catalog:
         track = catalog.track_by_path(str(path))
         return catalog.final_tags(track.id, pack.name, pack.thresholds)
@@ -75,7 +76,7 @@ def test_moods_are_stored_then_written_with_w_reusing_the_catalog(beets, capsys)
     # beets does not write (import.write: no): the moods go into the library only.
     output = beets("moodlib")
 
-    assert output.strip() == f"moodlib (starter): {len(FORMATS)} tagged, 0 unchanged, 0 failed"
+    assert output.strip() == f"moodlib ({PACK}): {len(FORMATS)} tagged, 0 unchanged, 0 failed"
     stored = moods_in_beets(beets)
     assert set(stored) == {str(path) for path in beets.music.values()}
     tagged = 0
@@ -84,7 +85,7 @@ def test_moods_are_stored_then_written_with_w_reusing_the_catalog(beets, capsys)
         tagged += bool(tags)
         assert stored[str(path)] == "; ".join(tags)
         assert read_moods(path) == []
-    assert tagged, "the starter pack tags some of these tracks"
+    assert tagged, "the default pack tags these tracks"
     tag = catalog_tags(beets.music["ogg"])[0]
     listed = beets("ls", "-f", "$path", f"mood:{tag}").splitlines()
     assert listed == [str(p) for p in beets.music.values() if tag in catalog_tags(p)]
@@ -93,7 +94,7 @@ def test_moods_are_stored_then_written_with_w_reusing_the_catalog(beets, capsys)
     output = beets("moodlib", "-w")
 
     assert output.strip() == (
-        f"moodlib (starter): 0 tagged, {len(FORMATS)} unchanged, 0 failed; "
+        f"moodlib ({PACK}): 0 tagged, {len(FORMATS)} unchanged, 0 failed; "
         f"{sum(bool(catalog_tags(p)) for p in beets.music.values())} files written"
     )
     for path in beets.music.values():
@@ -113,7 +114,7 @@ def test_import_write_makes_beet_moodlib_write_only_the_matched_items(beets):
 
     output = beets("moodlib", f"title:{probed_tags(ogg)['title']}", write=True)
 
-    assert output.strip() == "moodlib (starter): 1 tagged, 0 unchanged, 0 failed; 1 files written"
+    assert output.strip() == f"moodlib ({PACK}): 1 tagged, 0 unchanged, 0 failed; 1 files written"
     assert read_moods(ogg) == catalog_tags(ogg) != []
     others = [path for fmt, path in beets.music.items() if fmt != "ogg"]
     assert all(read_moods(path) == [] for path in others)
