@@ -1,7 +1,7 @@
 """kill -9 at random points of writes and undos: no file is ever lost, corrupted or left
 un-undoable.
 
-A library of 110 real files (every container, ID3v2.3 and tagless variants, some with mood
+A library of 130 real files (every container, ID3v2.3 and tagless variants, some with mood
 values of their own) is written and undone over and over by a child process
 (``writer_process``) that SIGKILLs itself at a random step, drawn from a seeded generator:
 the steps are catalog commits, temporary files, copies, fsyncs and renames, before or after.
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 SEED = 20_240_512
 KILLS = 60  # at least 50, as promised in docs/reliability.md
 MAX_ROUNDS = 150
-COPIES = 10  # of each of the 10 containers, plus the variants below
+COPIES = 10  # of each container (media.FORMATS), plus the variants below
 PLAN_FILES = 40  # files in one write
 EVENTS_PER_FILE = 16  # a file takes 14 (writer_process counts them): kills fall within a round
 OWN_MOODS = (["Chill"], ["Happy", "Chill"], [])  # the users' values, by copy number
@@ -79,7 +79,7 @@ def variant(path: Path, copy: Path, change) -> None:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    """110 files: 10 copies of each container, and 10 variants: ID3v2.3 MP3 and AIFF, MP3,
+    """130 files: 10 copies of each of the 12 containers, and 10 variants: ID3v2.3 MP3 and AIFF, MP3,
     AIFF and WavPack without any tag."""
     reason = media.missing_tools()
     if reason:
@@ -142,7 +142,7 @@ def merge(total: Recovery, more: Recovery) -> None:
 
 def test_no_file_is_lost_corrupted_or_left_undoable_after_kill_9(library, tmp_path) -> None:
     files = sorted(library.iterdir())
-    assert len(files) == 110
+    assert len(files) == COPIES * len(media.FORMATS) + 10
     checker = Checker(files)
     rng = random.Random(SEED)
     recovered = Recovery()

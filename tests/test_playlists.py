@@ -127,6 +127,7 @@ def test_old_playlists_of_tags_without_tracks_go_and_other_files_stay(catalog, t
 
 def test_the_command_writes_the_active_packs_playlists(tracks, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MOODLIB_HOME", str(tmp_path / "home"))
+    config.save_setting("active_pack", PACK)
     with Catalog(config.catalog_path()) as catalog:
         fill(catalog, tracks)
     folder = tmp_path / "lists"
