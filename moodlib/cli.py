@@ -74,13 +74,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from moodlib.pipeline import ScanProgress, scan
 
     pack = _pack(args.pack)
-    try:
-        tagger = Tagger(pack, device=args.device)
-    except RuntimeError as error:
-        raise UsageError(str(error)) from error
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    bar = _progress_bar(None, f"tagging with {pack.name} on {tagger.device.type}")
+    bar = _progress_bar(None, f"scanning for {pack.name}")
+
+    def make_tagger() -> Tagger:
+        """Called by the scan only when a file needs tagging: a rescan loads no model."""
+        try:
+            tagger = Tagger(pack, device=args.device)
+        except RuntimeError as error:
+            raise UsageError(str(error)) from error
+        bar.set_description(f"tagging with {pack.name} on {tagger.device.type}", refresh=False)
+        return tagger
 
     def on_progress(p: ScanProgress) -> None:
         bar.total = p.total
@@ -94,7 +99,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             result = scan(
                 args.paths,
                 catalog,
-                tagger,
+                make_tagger,
                 pack_name=pack.name,
                 workers=args.workers,
                 progress=on_progress,
@@ -382,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="with --write: only show changes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument(
+        "--workers", type=int, help="decoding threads (default: one per 8 cores, at least 1)"
+    )
     p.set_defaults(handler=cmd_scan)
 
     p = commands.add_parser("show", help="a track's scores, decisions and moods")

@@ -91,9 +91,12 @@ def test_decisions_follow_the_pack_thresholds(baseline_pack, real_music_library)
 @needs_baseline
 def test_a_centred_pack_decodes_only_the_middle_of_a_long_track(baseline_pack) -> None:
     tagger = Tagger(baseline_pack, device="cpu")
-    offset, duration = tagger.read_window(300.0)
-    assert duration == pytest.approx((1366 * 256 + 4 * 512) / 12000)
-    assert offset + duration / 2 == pytest.approx(150.0)
+    [(start, stop)] = tagger.spans(300 * 12000)
+    # The segment's 1366 frames and the half window of 256 samples each side of them, from a
+    # sample on the frame grid, so the part's frames are the whole track's.
+    assert (start % 256, stop - start) == (0, (1366 + 1) * 256)
+    assert (start + stop) / 2 == pytest.approx(150 * 12000, abs=256)
+    assert tagger.read_window(300.0) == (start / 12000, (stop - start) / 12000)
     assert tagger.read_window(20.0) == (0.0, None)
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,6 +101,20 @@ class Track:
     artist: str | None
     album: str | None
     error: str | None
+
+
+class FileState(NamedTuple):
+    """A track as the last scan left it, for telling changed files from unchanged ones."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    failed: bool  # the last scan recorded an error
+    predicted: bool  # the pack asked about has scored it
+
+    def unchanged(self, size: int, mtime_ns: int) -> bool:
+        """The file still has this size and mtime, and was scored without an error."""
+        return (self.size, self.mtime_ns) == (size, mtime_ns) and self.predicted and not self.failed
 
 
 @dataclass
@@ -234,19 +249,41 @@ class Catalog:
         prefixes = [str(p) for p in under]
         if not prefixes:
             return [_track(r) for r in self._query("SELECT * FROM tracks ORDER BY path")]
-        clauses = " OR ".join("path = ? OR path LIKE ? ESCAPE '\\'" for _ in prefixes)
-        params = []
-        for prefix in prefixes:
-            params += [prefix, escape_like(prefix.rstrip(os.sep)) + os.sep + "%"]
-        rows = self._query(f"SELECT * FROM tracks WHERE {clauses} ORDER BY path", params)
+        where, params = _below(prefixes)
+        rows = self._query(f"SELECT * FROM tracks WHERE {where} ORDER BY path", params)
         return [_track(r) for r in rows]
 
     def remove_missing(self, under: Iterable[str], present: set[str]) -> int:
         """Drop tracks below ``under`` whose files are gone; returns how many."""
-        gone = [t.id for t in self.tracks(under) if t.path not in present]
+        prefixes = [str(p) for p in under]
+        if not prefixes:
+            return 0
+        where, params = _below(prefixes)
+        rows = self._query(f"SELECT id, path FROM tracks WHERE {where}", params, plain=True)
+        return self.remove_tracks([track_id for track_id, path in rows if path not in present])
+
+    def remove_tracks(self, track_ids: Iterable[int]) -> int:
+        """Drop these tracks with their predictions and decisions; returns how many."""
+        ids = [(int(track_id),) for track_id in track_ids]
         with self._transaction() as db:
-            db.executemany("DELETE FROM tracks WHERE id=?", [(i,) for i in gone])
-        return len(gone)
+            db.executemany("DELETE FROM tracks WHERE id=?", ids)
+        return len(ids)
+
+    def file_states(self, under: Iterable[str], pack: str) -> dict[str, FileState]:
+        """Path -> ``FileState`` of every track below any of ``under``, in one query: what a
+        rescan compares the files on disk with (a query per file costs more than the scan)."""
+        prefixes = [str(p) for p in under]
+        if not prefixes:
+            return {}
+        where, params = _below(prefixes)
+        rows = self._query(
+            "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
+            " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
+            f" WHERE {where}",
+            [pack, *params],
+            plain=True,
+        )
+        return {path: FileState(*state) for path, *state in rows}
 
     def count_tracks(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM tracks")[0][0])
@@ -383,6 +420,15 @@ class Catalog:
         """Read-only queries for views (``library.views``), rows as plain tuples: at 100 000
         rows ``sqlite3.Row`` objects cost as much as the query itself."""
         return self._query(sql, params, plain=True)
+
+
+def _below(prefixes: list[str]) -> tuple[str, list[str]]:
+    """A WHERE clause and its parameters: ``path`` is one of ``prefixes`` or below one."""
+    clauses = " OR ".join("path = ? OR path LIKE ? ESCAPE '\\'" for _ in prefixes)
+    params = []
+    for prefix in prefixes:
+        params += [prefix, escape_like(prefix.rstrip(os.sep)) + os.sep + "%"]
+    return f"({clauses})", params
 
 
 def _track(row: sqlite3.Row) -> Track:
