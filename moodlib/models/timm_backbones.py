@@ -7,7 +7,6 @@ EfficientNet-B0, ReXNet-100 and MobileNetV2 with co-teaching. timm builds them
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
 
@@ -19,6 +18,10 @@ class TimmTagger(nn.Module):
 
     def __init__(self, timm_name: str, num_classes: int = 56, **timm_kwargs) -> None:
         super().__init__()
+        # Imported here: timm pulls in torchvision and torch._dynamo, seconds of start-up that
+        # only packs holding a timm backbone should pay.
+        import timm
+
         self.backbone = timm.create_model(
             timm_name, pretrained=False, num_classes=num_classes, in_chans=1, **timm_kwargs
         )
