@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
     p.add_argument(
-        "--workers", type=int, help="decoding threads (default: one per 8 cores, at least 1)"
+        "--workers", type=int, help="decoding threads (default: a quarter of the cores, at least 1)"
     )
     p.set_defaults(handler=cmd_scan)
 

@@ -109,17 +109,18 @@ def read_excerpts(
 
 
 def thread_counts(cores: int | None = None) -> tuple[int, int]:
-    """``(decode workers, inference threads)`` for a scan on ``cores`` cores (by default the
-    cores this process may run on), adding up to no more than the cores.
+    """``(decode workers, intra-op threads of inference on the CPU)`` for a scan on ``cores``
+    cores (by default the cores this process may run on): a quarter of the cores decode, the
+    rest infer, at least one each, and together never more threads than cores (but on one).
 
-    The members' inference costs far more than decoding the parts of a file a pack reads
-    (the starter pack: about 20 times more), so all cores but the decode workers' run the
-    intra-op threads of inference, and one decode worker per eight cores keeps it fed.
+    Per track, decoding the parts a pack reads costs 80 ms of CPU for the starter pack
+    against 990 ms of inference, and 66 ms against 84 ms for the MTG-Jamendo baseline
+    (``docs/benchmarks.md``); more threads than cores only make them wait on each other.
     """
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
-    workers = max(1, cores // 8)
+    workers = max(1, cores // 4)
     return workers, max(1, cores - workers)
 
 

@@ -205,7 +205,7 @@ def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None
 
 
 @pytest.mark.parametrize(
-    ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (8, (1, 7)), (32, (4, 28))]
+    ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (8, (2, 6)), (32, (8, 24))]
 )
 def test_decode_workers_and_inference_threads_share_the_cores(cores, expected) -> None:
     assert thread_counts(cores) == expected
