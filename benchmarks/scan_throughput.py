@@ -208,20 +208,25 @@ def main() -> int:
             key: statistics.median(getattr(r, key) for r in mine)
             for key in ("wall", "cpu", "system", "peak_rss_mib")
         }
+    # Ratios of wall times within each round (whose runs shared the same load), then the
+    # median over rounds.
+    walls = {name: [r.wall for r in runs if r.name == name] for name in medians}
     ratios = {}
-    floor = medians["decode floor"]["wall"]
     for pack in args.packs:
-        scan_wall = medians[f"scan {pack}"]["wall"]
+        others = {"decode floor": "decode floor", "naive": f"naive {pack}", "vibenet": "vibenet"}
         ratios[pack] = {
-            "decode floor / scan": floor / scan_wall,
-            "naive / scan": None if args.no_naive else medians[f"naive {pack}"]["wall"] / scan_wall,
-            "vibenet / scan": medians["vibenet"]["wall"] / scan_wall if vibenet else None,
-            "max score difference to naive": differences.get(pack),
+            f"{label} / scan": statistics.median(
+                a / b for a, b in zip(walls[other], walls[f"scan {pack}"], strict=True)
+            )
+            for label, other in others.items()
+            if other in walls
         }
+        ratios[pack]["max score difference to naive"] = differences.get(pack)
 
     n = len(files)
     print(
-        f"\n{n} tracks, {minutes:.1f} minutes of audio; medians of {args.repeat} rounds on"
+        f"\n{n} tracks, {minutes:.1f} minutes of audio; medians of {args.repeat} rounds"
+        " (ratios: of the ratios within each round) on"
         f" {cpu_model()}, {len(os.sched_getaffinity(0))} cores"
     )
     print("| process | wall s | s/track | CPU s | system s | peak RSS MiB |")
