@@ -1,6 +1,7 @@
 """A pack's models run the obvious way: the yardstick ``scan_throughput.py`` holds the scan to.
 
-Each file is loaded whole with ``librosa.load`` (mono, resampled to the pack's rate), turned
+Each file is loaded whole with ``librosa.load`` (mono, resampled to the pack's rate with
+soxr's VHQ recipe, moodlib's: librosa's default moves scores by up to 7e-4), turned
 into librosa's mel spectrogram with the pack's frontend parameters, cut into the pack's
 segments (``Segmenting.starts``), and every member runs on the track's segments, one track at
 a time, as plain PyTorch modules (``Pack.load_models``) in PyTorch's default threading. The
