@@ -211,6 +211,11 @@ def test_decode_workers_and_inference_threads_share_the_cores(cores, expected) -
     assert thread_counts(cores) == expected
 
 
+def test_decode_workers_asked_for_leave_the_other_cores_to_inference() -> None:
+    assert thread_counts(8, workers=3) == (3, 5)
+    assert thread_counts(2, workers=4) == (4, 1)
+
+
 def test_read_track_gives_the_audio_a_scan_tags(catalog, real_music_library, tagger) -> None:
     path = str(real_music_library["flac"])
     scan([path], catalog, tagger)
