@@ -7,7 +7,8 @@ included), on copies of the first ``--tracks`` files of ``--music`` (by default 
 
 - ``decode floor``: every file decoded whole to 16 kHz mono with soundfile and soxr (VHQ), in
   one thread: what a tagger that reads whole files pays at least;
-- ``scan PACK``: ``moodlib scan`` into an empty catalog on the CPU, for each pack named;
+- ``scan PACK``: ``moodlib scan`` into an empty catalog on ``--device`` (the CPU by
+  default), for each pack named;
 - ``naive PACK``: ``benchmarks/naive_pipeline.py``, the same models the obvious way (librosa
   load and mel, one track at a time);
 - ``vibenet``: the ``vibenet`` CLI (PyPI ``vibenet``, an ONNX EfficientNet for 7 attributes),
@@ -145,6 +146,7 @@ def main() -> int:
     parser.add_argument("--tracks", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--music", type=Path, default=MUSIC)
+    parser.add_argument("--device", default="cpu", help="the scans' device (naive: CPU)")
     parser.add_argument("--vibenet", help="the vibenet command (default: 'vibenet' on PATH)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     parser.add_argument("--json", type=Path, help="write every run and the medians here")
@@ -170,7 +172,7 @@ def main() -> int:
         ]
         for pack in args.packs:
             scan = [python, "-m", "moodlib", "scan", str(tmp / "music"), "--pack", pack]
-            contestants.append((f"scan {pack}", [*scan, "--device", "cpu"], pack))
+            contestants.append((f"scan {pack}", [*scan, "--device", args.device], pack))
             if not args.no_naive:
                 naive_out = str(tmp / f"naive-{pack}.json")
                 naive = [python, str(ROOT / "benchmarks" / "naive_pipeline.py"), "--pack", pack]
