@@ -135,6 +135,7 @@ def test_a_track_shorter_than_a_segment_is_read_whole(starter_pack) -> None:
     assert Tagger(starter_pack, device="cpu").spans(2 * 16000) == [(0, None)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack_name", ["starter", "mtg-baseline"])
 def test_scores_from_the_parts_a_pack_reads_equal_scores_from_the_whole_track(
     pack_name, starter_pack, request, long_track
