@@ -108,21 +108,28 @@ def read_excerpts(
     return TrackExcerpts.whole(decode(path, sample_rate=tagger.sample_rate))
 
 
-def thread_counts(cores: int | None = None, workers: int | None = None) -> tuple[int, int]:
+def thread_counts(
+    cores: int | None = None, workers: int | None = None, *, sleeping_waits: bool | None = None
+) -> tuple[int, int]:
     """``(decode workers, intra-op threads of inference on the CPU)`` for a scan on ``cores``
-    cores (by default the cores this process may run on): ``workers``, by default a quarter of
-    the cores, decode and the other cores infer; at least one of each, and no more threads
-    than cores beyond that.
+    cores (by default the cores this process may run on).
 
-    Per track, decoding the parts a pack reads costs 80 ms of CPU for the starter pack
-    against 990 ms of inference, and 66 ms against 84 ms for the MTG-Jamendo baseline
-    (``docs/benchmarks.md``); more threads than cores only make them wait on each other.
+    ``workers``, by default a quarter of the cores (at least one), decode. Inference takes
+    every core when PyTorch's waiting OpenMP threads sleep (``sleeping_waits``; by default
+    whether ``OMP_WAIT_POLICY`` is ``PASSIVE``, as the ``moodlib`` command sets it): a decode
+    worker then holds a core only while it decodes. With spinning threads, inference leaves
+    the workers' cores alone, since a spinning team runs at half speed when a core is taken.
+    Per track, decoding the parts a pack reads costs 80 ms of CPU for the starter pack against
+    990 ms of inference, and 66 ms against 84 ms for the MTG-Jamendo baseline
+    (``docs/benchmarks.md``).
     """
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
+    if sleeping_waits is None:
+        sleeping_waits = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
     workers = max(1, workers or cores // 4)
-    return workers, max(1, cores - workers)
+    return workers, cores if sleeping_waits else max(1, cores - workers)
 
 
 @dataclass

@@ -207,13 +207,20 @@ def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None
 @pytest.mark.parametrize(
     ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (8, (2, 6)), (32, (8, 24))]
 )
-def test_decode_workers_and_inference_threads_share_the_cores(cores, expected) -> None:
-    assert thread_counts(cores) == expected
+def test_with_spinning_threads_decode_workers_and_inference_share_the_cores(
+    cores, expected
+) -> None:
+    assert thread_counts(cores, sleeping_waits=False) == expected
+
+
+def test_with_sleeping_threads_inference_takes_every_core_beside_the_decode_workers() -> None:
+    assert thread_counts(2, sleeping_waits=True) == (1, 2)
+    assert thread_counts(32, sleeping_waits=True) == (8, 32)
 
 
 def test_decode_workers_asked_for_leave_the_other_cores_to_inference() -> None:
-    assert thread_counts(8, workers=3) == (3, 5)
-    assert thread_counts(2, workers=4) == (4, 1)
+    assert thread_counts(8, workers=3, sleeping_waits=False) == (3, 5)
+    assert thread_counts(2, workers=4, sleeping_waits=False) == (4, 1)
 
 
 def test_read_track_gives_the_audio_a_scan_tags(catalog, real_music_library, tagger) -> None:
