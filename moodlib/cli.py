@@ -436,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Inference threads that wait for each other sleep instead of spinning: a spinning team of
     # two ran a scan at half the speed of one thread whenever another process held a core
-    # (docs/benchmarks.md). PyTorch's OpenMP runtime reads this once, when torch is imported.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # (docs/benchmarks.md). PyTorch's OpenMP runtime reads this once, when torch is imported,
+    # and pipeline.thread_counts reads it to size the team.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

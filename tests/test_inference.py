@@ -175,7 +175,7 @@ def test_a_batch_on_the_cpu_reuses_the_memory_of_the_batch_before(starter_pack) 
 
     tagger.predict_mels([mel])
 
-    # Mapped anew, the activations of 10 patches x 2 networks are 500 000 page faults.
+    # Mapped anew, the activations of 10 patches x 2 networks are 260 000 page faults.
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20_000
 
 
