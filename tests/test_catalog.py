@@ -204,6 +204,15 @@ def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None
     assert catalog.count_tracks() == 1
 
 
+def test_a_scan_of_a_path_that_does_not_exist_keeps_the_catalog(catalog, tmp_path) -> None:
+    catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+
+    result = scan([tmp_path / "typo"], catalog, lambda: None, pack_name="base")
+
+    assert result.missing_paths == [str(tmp_path / "typo")]
+    assert result.removed == 0 and catalog.count_tracks() == 1
+
+
 @pytest.mark.parametrize(
     ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (8, (2, 6)), (32, (8, 24))]
 )
