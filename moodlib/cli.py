@@ -86,14 +86,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not paths:
         raise UsageError("the library has no folders yet: name the folders or files to scan")
     pack = _pack(args.pack)
-    try:
-        tagger = Tagger(pack, device=args.device)
-    except RuntimeError as error:
-        raise UsageError(str(error)) from error
     config.add_library_folders(path for path in args.paths if Path(path).is_dir())
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    bar = _progress_bar(None, f"tagging with {pack.name} on {tagger.device.type}")
+    bar = _progress_bar(None, f"scanning for {pack.name}")
+
+    def make_tagger() -> Tagger:
+        """Called by the scan only when a file needs tagging: a rescan loads no model."""
+        try:
+            tagger = Tagger(pack, device=args.device)
+        except RuntimeError as error:
+            raise UsageError(str(error)) from error
+        bar.set_description(f"tagging with {pack.name} on {tagger.device.type}", refresh=False)
+        return tagger
 
     def on_progress(p: ScanProgress) -> None:
         bar.total = p.total
@@ -107,7 +112,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             result = scan(
                 paths,
                 catalog,
-                tagger,
+                make_tagger,
                 pack_name=pack.name,
                 workers=args.workers,
                 progress=on_progress,
@@ -570,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-existing", action="store_true", help=_REPLACE_HELP)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", metavar="FILE", help="write tags and scores as JSON")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument(
+        "--workers", type=int, help="decoding threads (default: a quarter of the cores, at least 1)"
+    )
     _add_max_tags(p)
     p.set_defaults(handler=cmd_scan)
 
@@ -630,6 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A file name that is not UTF-8 is printed as its own bytes, as ``ls`` does.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    # Inference threads that wait for each other sleep instead of spinning: a spinning team of
+    # two ran a scan at half the speed of one thread whenever another process held a core
+    # (docs/benchmarks.md). PyTorch's OpenMP runtime reads this once, when torch is imported,
+    # and pipeline.thread_counts reads it to size the team.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -5,22 +5,61 @@ into segments as the pack says; every member sees the same segments; member prob
 are averaged over segments, mapped onto our 56 tags (ensemble weights, or the pack's
 ``tag_map``), and compared with the per-tag thresholds. The models are loaded once, when the
 Tagger is made.
+
+A scan does not decode whole tracks: ``Tagger.spans`` names the parts of a track that the
+pack's segments read (each segment's frames and the samples their analysis windows reach),
+and ``predict_excerpts`` cuts from the mels of those parts the same segments as from the mel of
+the whole track. The segments of several tracks go through the members together, about
+``BATCH_FRAMES`` mel frames per forward pass.
+
+On the CPU, PyTorch takes every activation from ``malloc``; glibc serves blocks above its
+mmap threshold (32 MiB at most by default) with fresh ``mmap`` calls and unmaps them when they
+are freed, so each forward pass had the kernel map and zero-fill its large activations anew
+(the first convolution of musicnn gives 9 MB per 3-s patch, the baseline's 34 MB per segment):
+a third of a scan's CPU time was system time. A Tagger on the CPU therefore has glibc keep up
+to ``RETAINED_BYTES`` of freed memory for the next batch (``_retain_freed_memory``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import expit
 
 from moodlib import tags as vocabulary
 from moodlib.audio.features import build_frontend
 from moodlib.audio.tiling import tile_to_length
 from moodlib.packs import Pack
+
+BATCH_FRAMES = 3072
+"""Mel frames per forward pass of a member: 16 of musicnn's 3-s patches, 2 of the baseline's
+29-s segments. Larger batches run no faster on a CPU and hold more memory."""
+
+RETAINED_BYTES = 512 * 2**20
+"""Freed memory glibc keeps in the process for reuse, and the size below which it serves
+allocations from that memory rather than from new mappings (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class TrackExcerpts:
+    """The decoded parts of one track that a pack reads: one waveform per span of
+    ``Tagger.spans(total_samples)``, in order, at the tagger's sample rate.
+
+    A single waveform of ``total_samples`` samples is the whole track (``whole``).
+    """
+
+    total_samples: int
+    waveforms: tuple[np.ndarray, ...]
+
+    @classmethod
+    def whole(cls, waveform: np.ndarray) -> TrackExcerpts:
+        return cls(len(waveform), (waveform,))
 
 
 @dataclass
@@ -64,20 +103,63 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def tag_projections(pack: Pack) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """How a pack's members vote on the 56 tags: per member, a ``(member outputs, 56)`` matrix
+    taking its probabilities to weighted votes (ensemble weights, or the pack's ``tag_map``),
+    and the total weight per tag (0 where the pack does not predict the tag). A track's score
+    is the sum of its members' votes over that total."""
+    matrices = {}
+    for member in pack.members:
+        outputs = member.output_tags or pack.tags
+        matrices[member.name] = np.zeros((len(outputs), len(vocabulary.TAGS)), np.float32)
+    covered = set(pack.covered)
+    if pack.tag_map is None:
+        for member in pack.members:
+            for i, tag in enumerate(member.output_tags or pack.tags):
+                if tag in covered:
+                    matrices[member.name][i, vocabulary.TAG_INDEX[tag]] = member.weight
+    else:
+        for tag, sources in pack.tag_map.items():
+            if tag not in covered:
+                continue
+            for source in sources:
+                member = pack.member(source.member)
+                row = (member.output_tags or pack.tags).index(source.tag)
+                matrices[member.name][row, vocabulary.TAG_INDEX[tag]] += source.weight
+    return matrices, sum(m.sum(axis=0) for m in matrices.values())
+
+
 class Tagger:
     """Runs a pack's ensemble on batches of tracks."""
 
     def __init__(
-        self, pack: Pack, device: str | torch.device = "auto", batch_segments: int = 16
+        self, pack: Pack, device: str | torch.device = "auto", batch_segments: int | None = None
     ) -> None:
         self.pack = pack
         self.device = resolve_device(device)
-        self.batch_segments = batch_segments
+        if self.device.type == "cpu":
+            _retain_freed_memory()
+        self.batch_segments = batch_segments or max(1, BATCH_FRAMES // pack.segmenting.frames)
         self.frontend = build_frontend(pack.frontend).to(self.device).eval()
         self.models = pack.load_models(self.device)
+        for model in self.models.values():
+            # Channels-last speeds convolutions on CUDA (as in training) and, for the models
+            # that say so, on the CPU; the scores stay within float rounding.
+            if self.device.type == "cuda" or getattr(model, "cpu_channels_last", False):
+                model.to(memory_format=torch.channels_last)
         self.sample_rate = int(self.frontend.sample_rate)
         self.hop_length = int(self.frontend.hop_length)
-        self._projections, self._norm = self._tag_projections()
+        # Samples the widest analysis window (mel or HPCP) reaches around a frame's position.
+        reach = max(int(m.n_fft) for m in self.frontend.modules() if hasattr(m, "n_fft"))
+        if self.frontend.center:
+            self._context_frames = -(-(reach - reach // 2) // self.hop_length)
+            self._tail_samples = self._context_frames * self.hop_length
+        else:
+            self._context_frames, self._tail_samples = 0, reach
+        matrices, self._norm = tag_projections(pack)
+        self._projections = {
+            name: torch.from_numpy(m).to(self.device) for name, m in matrices.items()
+        }
         self._head = pack.load_head(self.device)
         self._head_index = (
             [vocabulary.TAG_INDEX[t] for t in pack.head.tags] if pack.head is not None else []
@@ -86,31 +168,6 @@ class Tagger:
             [pack.thresholds.get(tag, np.inf) for tag in vocabulary.TAGS], dtype=np.float32
         )
 
-    def _tag_projections(self) -> tuple[dict[str, torch.Tensor], np.ndarray]:
-        """Per member, a (member outputs x 56) matrix taking its probabilities to our tags."""
-        pack = self.pack
-        matrices = {}
-        for member in pack.members:
-            outputs = member.output_tags or pack.tags
-            matrices[member.name] = np.zeros((len(outputs), len(vocabulary.TAGS)), np.float32)
-        covered = set(pack.covered)
-        if pack.tag_map is None:
-            for member in pack.members:
-                for i, tag in enumerate(member.output_tags or pack.tags):
-                    if tag in covered:
-                        matrices[member.name][i, vocabulary.TAG_INDEX[tag]] = member.weight
-        else:
-            for tag, sources in pack.tag_map.items():
-                if tag not in covered:
-                    continue
-                for source in sources:
-                    member = pack.member(source.member)
-                    row = (member.output_tags or pack.tags).index(source.tag)
-                    matrices[member.name][row, vocabulary.TAG_INDEX[tag]] += source.weight
-        norm = sum(m.sum(axis=0) for m in matrices.values())
-        projections = {name: torch.from_numpy(m).to(self.device) for name, m in matrices.items()}
-        return projections, norm
-
     # -- reading a track ------------------------------------------------------------------
 
     @property
@@ -118,24 +175,45 @@ class Tagger:
         """Shorter waveforms are repeated up to one segment (``tile_to_length``)."""
         return self.pack.segmenting.frames * self.hop_length
 
-    def read_window(self, duration_seconds: float | None) -> tuple[float, float | None]:
-        """``(offset, duration)`` in seconds of the part of a track the pack looks at.
+    def spans(self, total_samples: int) -> list[tuple[int, int | None]]:
+        """``(start, stop)`` in samples of the parts of a track of ``total_samples`` samples
+        that the pack's segments read, in order; ``stop=None`` runs to the end of the track.
 
-        A centred-segment pack needs only the middle of the track (plus one FFT frame of
-        context each side), so long files are not decoded whole.
+        A part holds a segment's frames and every sample their analysis windows reach; parts
+        that overlap or touch are merged. A track shorter than one segment is read whole. For
+        the starter pack and a 5-minute track: ten parts of 3.0 s, ``(0, 47872)`` to
+        ``(4752128, None)``; for the MTG-Jamendo baseline, one part of 29.2 s in the middle.
         """
-        if self.pack.segmenting.mode != "center" or not duration_seconds:
+        plan = self.pack.segmenting
+        total_frames = self.frontend.num_frames(total_samples)
+        if total_frames < plan.frames:
+            return [(0, None)]
+        merged: list[list[int]] = []
+        for start in plan.starts(total_frames):
+            first = max(0, start - self._context_frames) * self.hop_length
+            stop = (start + plan.frames - 1) * self.hop_length + self._tail_samples
+            if merged and first <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([first, stop])
+        return [(first, None if stop >= total_samples else stop) for first, stop in merged]
+
+    def read_window(self, duration_seconds: float | None) -> tuple[float, float | None]:
+        """``(offset, duration)`` in seconds of the part of a track holding every span the pack
+        reads (``spans``): the middle of a long track for a centred pack, the whole track for
+        packs whose segments spread over it. ``predict_waveforms`` of that part gives the
+        track's scores.
+        """
+        if not duration_seconds:
             return 0.0, None
-        margin = 2 * self.frontend.n_fft
-        needed = (self.min_samples + 2 * margin) / self.sample_rate
-        if duration_seconds <= needed:
-            return 0.0, None
-        return (duration_seconds - needed) / 2.0, needed
+        spans = self.spans(round(duration_seconds * self.sample_rate))
+        first, stop = spans[0][0], spans[-1][1]
+        offset = first / self.sample_rate
+        return offset, None if stop is None else (stop - first) / self.sample_rate
 
     def mel(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
         """The pack's mel spectrogram ``(n_mels, frames)`` of one mono waveform."""
-        samples = torch.as_tensor(waveform, dtype=torch.float32, device=self.device)
-        samples = tile_to_length(samples, self.min_samples)
+        samples = tile_to_length(self._samples(waveform), self.min_samples)
         return self.frontend(samples.unsqueeze(0))[0]
 
     def segments(self, mel: torch.Tensor) -> torch.Tensor:
@@ -153,10 +231,63 @@ class Tagger:
         with torch.inference_mode():
             return self.predict_mels([self.mel(w) for w in waveforms])
 
+    def predict_excerpts(self, tracks: Sequence[TrackExcerpts]) -> list[TrackPrediction]:
+        """Scores and decisions for each track from the parts of it that ``spans`` names: the
+        same, to float rounding, as ``predict_waveforms`` of the whole tracks.
+
+        Raises ``ValueError`` when a track's waveforms are not as long as its spans.
+        """
+        with torch.inference_mode():
+            return self._predict_segments([self._excerpt_segments(t) for t in tracks])
+
     @torch.inference_mode()
     def predict_mels(self, mels: Sequence[torch.Tensor]) -> list[TrackPrediction]:
         """Scores and decisions for each track's full mel ``(n_mels, frames)``."""
-        per_track = [self.segments(m.to(self.device)) for m in mels]
+        return self._predict_segments([self.segments(m.to(self.device)) for m in mels])
+
+    def fits(self, track: TrackExcerpts) -> bool:
+        """Whether ``track``'s waveforms are the spans of a track of ``track.total_samples``
+        samples: false when the file ended before the length its container states."""
+        waveforms = track.waveforms
+        if len(waveforms) == 1 and len(waveforms[0]) == track.total_samples:
+            return True
+        spans = self.spans(track.total_samples)
+        if len(spans) != len(waveforms):
+            return False
+        for (start, stop), waveform in zip(spans, waveforms, strict=True):
+            end = start + len(waveform)
+            if stop is not None and end != stop:
+                return False
+            frames = self.frontend.num_frames
+            if stop is None and frames(end) < frames(track.total_samples):
+                return False
+        return True
+
+    def _excerpt_segments(self, track: TrackExcerpts) -> torch.Tensor:
+        """The segments ``segments`` cuts from the whole track's mel, from the parts' mels."""
+        if not self.fits(track):
+            raise ValueError(
+                f"the excerpts are not the spans of a track of {track.total_samples} samples"
+            )
+        if len(track.waveforms) == 1 and len(track.waveforms[0]) == track.total_samples:
+            return self.segments(self.mel(track.waveforms[0]))
+        # Each part starts on a frame: its first sample is a multiple of the hop.
+        parts = [
+            (start // self.hop_length, self.frontend(self._samples(waveform).unsqueeze(0))[0])
+            for (start, _), waveform in zip(
+                self.spans(track.total_samples), track.waveforms, strict=True
+            )
+        ]
+        frames = self.pack.segmenting.frames
+        segments = []
+        for start in self.pack.segmenting.starts(self.frontend.num_frames(track.total_samples)):
+            first, mel = next(part for part in reversed(parts) if part[0] <= start)
+            segments.append(mel[:, start - first : start - first + frames])
+        return torch.stack(segments)
+
+    def _predict_segments(self, per_track: Sequence[torch.Tensor]) -> list[TrackPrediction]:
+        """Scores and decisions for each track from its segments ``(segments, n_mels, frames)``:
+        every track's segments go through the members together, ``batch_segments`` at a time."""
         counts = [len(s) for s in per_track]
         batch = torch.cat(per_track)
         tag_sums = torch.zeros(len(batch), len(vocabulary.TAGS), device=self.device)
@@ -193,6 +324,14 @@ class Tagger:
             offset += count
         return results
 
+    def _samples(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A waveform as float32 on the tagger's device; to CUDA through pinned memory,
+        without waiting for the copy."""
+        samples = torch.as_tensor(waveform, dtype=torch.float32)
+        if self.device.type != "cuda" or samples.device.type != "cpu":
+            return samples.to(self.device)
+        return samples.pin_memory().to(self.device, non_blocking=True)
+
     def _apply_head(self, scores: np.ndarray, embedding: np.ndarray) -> np.ndarray:
         """Add the personal head's correction to the logits of its tags."""
         weight = self._head["weight"].float().cpu().numpy()
@@ -203,10 +342,30 @@ class Tagger:
             clipped = np.clip(base, 1e-7, 1 - 1e-7)
             base_logit = np.where(np.isnan(base), 0.0, np.log(clipped / (1 - clipped)))
         scores = scores.copy()
-        scores[self._head_index] = expit(base_logit + correction)
+        # The logistic function, written so that no exponent overflows.
+        scores[self._head_index] = np.exp(-np.logaddexp(0.0, -(base_logit + correction)))
         return scores
 
     def _autocast(self):
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
+
+
+@functools.cache
+def _retain_freed_memory() -> bool:
+    """Have glibc keep freed memory below ``RETAINED_BYTES`` for reuse instead of returning it
+    to the kernel (see the module docstring); True when it agreed. Once per process; a no-op
+    on other platforms and C libraries. Old glibc versions cap the mmap threshold at 32 MiB.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    if not mallopt(m_trim_threshold, RETAINED_BYTES):
+        return False
+    return any(mallopt(m_mmap_threshold, size) for size in (RETAINED_BYTES, 32 * 2**20))

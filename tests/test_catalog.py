@@ -15,7 +15,7 @@ from moodlib.inference import Tagger
 from moodlib.metadata import read_moods, write_moods
 from moodlib.metadata.journal import undo_last, write_tracks
 from moodlib.packstore import PackStore
-from moodlib.pipeline import read_track, scan
+from moodlib.pipeline import read_track, scan, thread_counts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
@@ -149,6 +149,82 @@ def test_a_cancelled_scan_resumes_where_it_stopped(catalog, music_copy, tagger) 
     os.remove(music_copy["wav"])
     third = scan([folder], catalog, tagger)
     assert third.removed == 1 and len(third.skipped) == len(music_copy) - 1
+
+
+def test_an_unchanged_library_is_rescanned_without_making_a_tagger(
+    catalog, music_copy, tagger
+) -> None:
+    folder = str(Path(music_copy["flac"]).parent)
+    scan([folder], catalog, tagger)
+
+    def no_tagger() -> Tagger:
+        raise AssertionError("a rescan of unchanged files made a Tagger")
+
+    rescan = scan([folder], catalog, no_tagger, pack_name="base")
+    assert len(rescan.skipped) == len(music_copy) and not rescan.tagged
+
+    made = []
+
+    def make_tagger() -> Tagger:
+        made.append(tagger)
+        return tagger
+
+    changed = music_copy["ogg"]
+    os.utime(changed, ns=(1, 1))
+    third = scan([folder], catalog, make_tagger, pack_name="base")
+    assert [r.path for r in third.tagged] == [str(changed)] and len(made) == 1
+
+
+def test_file_states_tell_a_rescan_what_the_last_scan_left(catalog) -> None:
+    scored = catalog.upsert_track("/m/scored.mp3", size=10, mtime_ns=5)
+    catalog.put_prediction(scored, "p", scores_with(happy=0.5))
+    failed = catalog.upsert_track("/m/failed.mp3", size=10, mtime_ns=5, error="truncated")
+    other_pack = catalog.upsert_track("/m/other.mp3", size=10, mtime_ns=5)
+    catalog.put_prediction(other_pack, "q", scores_with(happy=0.5))
+    catalog.upsert_track("/music/outside.mp3", size=10, mtime_ns=5)
+
+    states = catalog.file_states(["/m"], "p")
+
+    assert set(states) == {"/m/scored.mp3", "/m/failed.mp3", "/m/other.mp3"}
+    assert states["/m/scored.mp3"].unchanged(10, 5)
+    assert not states["/m/scored.mp3"].unchanged(10, 6), "a new mtime is a change"
+    assert not states["/m/failed.mp3"].unchanged(10, 5), "a failed file is tried again"
+    assert not states["/m/other.mp3"].unchanged(10, 5), "another pack's scores do not count"
+    assert states["/m/failed.mp3"].id == failed
+
+
+def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None:
+    catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+    assert catalog.remove_missing([], set()) == 0
+    assert catalog.count_tracks() == 1
+
+
+def test_a_scan_of_a_path_that_does_not_exist_keeps_the_catalog(catalog, tmp_path) -> None:
+    catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
+
+    result = scan([tmp_path / "typo"], catalog, lambda: None, pack_name="base")
+
+    assert result.missing_paths == [str(tmp_path / "typo")]
+    assert result.removed == 0 and catalog.count_tracks() == 1
+
+
+@pytest.mark.parametrize(
+    ("cores", "expected"), [(1, (1, 1)), (2, (1, 1)), (8, (2, 6)), (32, (8, 24))]
+)
+def test_with_spinning_threads_decode_workers_and_inference_share_the_cores(
+    cores, expected
+) -> None:
+    assert thread_counts(cores, sleeping_waits=False) == expected
+
+
+def test_with_sleeping_threads_inference_takes_every_core_beside_the_decode_workers() -> None:
+    assert thread_counts(2, sleeping_waits=True) == (1, 2)
+    assert thread_counts(32, sleeping_waits=True) == (8, 32)
+
+
+def test_decode_workers_asked_for_leave_the_other_cores_to_inference() -> None:
+    assert thread_counts(8, workers=3, sleeping_waits=False) == (3, 5)
+    assert thread_counts(2, workers=4, sleeping_waits=False) == (4, 1)
 
 
 def test_read_track_gives_the_audio_a_scan_tags(catalog, real_music_library, tagger) -> None:

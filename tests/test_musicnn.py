@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import moodlib
 from moodlib import tags as vocabulary
 from moodlib.audio.decode import decode
 from moodlib.audio.frontend import MelFrontend
 from moodlib.models import build_model
-from moodlib.models.musicnn import PATCH_FRAMES, pretrained_tags
+from moodlib.models.musicnn import PATCH_FRAMES, PooledConvBlock, pretrained_tags
 
 FIXTURES = Path(__file__).parent / "fixtures" / "musicnn"
 METADATA = json.loads((FIXTURES / "excerpts.json").read_text(encoding="utf-8"))
@@ -128,6 +129,22 @@ def test_registered_model_maps_mel_patches_to_50_logits_and_200d_embedding(name:
     logits, embedding = model.forward_with_embedding(torch.rand(3, 96, PATCH_FRAMES) * 4)
     assert logits.shape == (3, 50)
     assert embedding.shape == (3, 200) == (3, model.embedding_dim)
+
+
+def test_in_eval_mode_a_pooled_block_is_conv_relu_bn_and_the_max_over_frequency() -> None:
+    torch.manual_seed(0)
+    block = PooledConvBlock(filters=32, freq_size=38, time_size=7)
+    with torch.no_grad():
+        for statistic in (block.bn.weight, block.bn.bias, block.bn.running_mean):
+            statistic.copy_(torch.randn(32))  # about half the BN scales negative
+        block.bn.running_var.copy_(torch.rand(32) + 0.5)
+    block.eval()
+    x = torch.randn(3, 1, 96, 50)
+
+    with torch.no_grad():
+        expected = block.bn(F.relu(block.conv(F.pad(x, block.time_padding)))).amax(dim=2)
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-5)
+    assert (block.bn.weight < 0).any() and (block.bn.weight > 0).any()
 
 
 @pytest.mark.parametrize("excerpt", PARITY_EXCERPTS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +30,7 @@ import soxr
 
 from moodlib.formats import AUDIO_EXTENSIONS
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "DecodeError", "decode", "probe"]
+__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "DecodeError", "decode", "decode_spans", "probe"]
 
 RESAMPLE_QUALITY = "VHQ"
 """soxr quality recipe. 'VHQ' computes in double precision, so an excerpt and the slice of a full
@@ -73,6 +73,9 @@ _SOUNDFILE_EXTENSIONS = frozenset(
     for extension, major_format in _SOUNDFILE_FORMATS.items()
     if major_format in sf.available_formats()  # MP3 needs libsndfile >= 1.1
 )
+
+_READ_BLOCK_FRAMES = 65536
+"""Frames libsndfile reads at a time (1 MiB of stereo float32) before they are downmixed."""
 
 _PCM_SCALES = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
 
@@ -139,30 +142,70 @@ def decode(
     >>> waveform.shape
     (360000,)
     """
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     if offset_seconds < 0:
         raise ValueError(f"offset_seconds must not be negative, got {offset_seconds}")
     if duration_seconds is not None and duration_seconds <= 0:
         raise ValueError(f"duration_seconds must be positive, got {duration_seconds}")
-    path = Path(path)
-    _check_readable(path)
     start = round(offset_seconds * sample_rate)
     stop = None if duration_seconds is None else start + round(duration_seconds * sample_rate)
-    excerpt = _Excerpt(sample_rate=sample_rate, start=start, stop=stop)
+    [waveform] = decode_spans(path, sample_rate=sample_rate, spans=[(start, stop)])
+    return waveform
+
+
+def decode_spans(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int,
+    spans: Sequence[tuple[int, int | None]],
+) -> list[np.ndarray]:
+    """Decode several excerpts of one file, opening it once.
+
+    Parameters
+    ----------
+    path
+        The audio file.
+    sample_rate
+        Sample rate of the returned waveforms, in Hz.
+    spans
+        ``(start, stop)`` of each excerpt in samples at ``sample_rate``; ``stop=None`` reads to
+        the end. Excerpts may overlap and come in any order.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One waveform per span, as ``decode`` returns it for that excerpt: a span running past the
+        end of the audio is returned shorter. Files that FFmpeg cannot seek in are decoded in a
+        single pass for all spans.
+
+    Raises
+    ------
+    DecodeError
+        As ``decode``; also when a span holds no audio samples.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    for start, stop in spans:
+        if start < 0 or (stop is not None and stop <= start):
+            raise ValueError(f"a span must satisfy 0 <= start < stop, got {(start, stop)}")
+    path = Path(path)
+    _check_readable(path)
+    excerpts = [_Excerpt(sample_rate=sample_rate, start=start, stop=stop) for start, stop in spans]
     decoded = None
     if path.suffix.lower() in _SOUNDFILE_EXTENSIONS:
         try:
-            decoded = _read_with_soundfile(path, excerpt)
+            decoded = _read_with_soundfile(path, excerpts)
         except (sf.SoundFileError, _Truncated):
             decoded = None  # FFmpeg is more lenient and gives the better error message.
     if decoded is None:
-        decoded = _read_with_pyav(path, excerpt)
-    waveform = excerpt.cut(*decoded)
-    if waveform.size == 0:
-        where = f" from {offset_seconds:g} s on" if offset_seconds else ""
-        raise DecodeError(path, f"no audio samples{where}")
-    return waveform
+        decoded = _read_with_pyav(path, excerpts)
+    waveforms = []
+    for excerpt, (native, native_rate, native_start) in zip(excerpts, decoded, strict=True):
+        waveform = excerpt.cut(native, native_rate, native_start)
+        if waveform.size == 0:
+            where = f" from {excerpt.start / sample_rate:g} s on" if excerpt.start else ""
+            raise DecodeError(path, f"no audio samples{where}")
+        waveforms.append(waveform)
+    return waveforms
 
 
 def probe(path: str | os.PathLike[str]) -> AudioInfo:
@@ -260,29 +303,51 @@ def _truncation_reason(error: _Truncated, native_rate: int) -> str:
     )
 
 
-def _read_with_soundfile(path: Path, excerpt: _Excerpt) -> tuple[np.ndarray, int, int]:
+def _read_with_soundfile(
+    path: Path, excerpts: Sequence[_Excerpt]
+) -> list[tuple[np.ndarray, int, int]]:
+    decoded = []
     # As bytes: soundfile encodes a str strictly, which fails on a name that is not UTF-8.
     with sf.SoundFile(os.fsencode(path)) as file:
         native_rate, declared_total = file.samplerate, file.frames
-        start, stop = excerpt.native_span(native_rate)
-        stop = declared_total if stop is None else min(stop, declared_total)
-        if start >= stop:
-            return np.zeros(0, np.float32), native_rate, start
-        # Seek even to 0: without a seek, libsndfile 1.2 does not skip an Opus stream's pre-skip
-        # when the first granule position is not 0 (ffmpeg writes such files).
-        file.seek(start)
-        samples = file.read(stop - start, dtype="float32", always_2d=True)
-    _check_complete(start + len(samples), stop, declared_total)
-    return _downmix(samples.T), native_rate, start
+        for excerpt in excerpts:
+            start, stop = excerpt.native_span(native_rate)
+            stop = declared_total if stop is None else min(stop, declared_total)
+            if start >= stop:
+                decoded.append((np.zeros(0, np.float32), native_rate, start))
+                continue
+            # Seek even to 0: without a seek, libsndfile 1.2 does not skip an Opus stream's
+            # pre-skip when the first granule position is not 0 (ffmpeg writes such files).
+            file.seek(start)
+            mono = _read_mono(file, stop - start)
+            _check_complete(start + len(mono), stop, declared_total)
+            decoded.append((mono, native_rate, start))
+    return decoded
 
 
-def _read_with_pyav(path: Path, excerpt: _Excerpt) -> tuple[np.ndarray, int, int]:
-    """Decode with FFmpeg, seeking to a keyframe before the excerpt when it is worth it.
+def _read_mono(file: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames from ``file``'s position, downmixed block by block into one
+    array: the interleaved multi-channel samples of a whole track are never held at once."""
+    mono = np.empty(frames, np.float32)
+    block = np.empty((min(frames, _READ_BLOCK_FRAMES), file.channels), np.float32)
+    filled = 0
+    while filled < frames:
+        count = file.read(min(len(block), frames - filled), dtype="float32", out=block)
+        if not len(count):
+            break
+        mono[filled : filled + len(count)] = _downmix(count.T)
+        filled += len(count)
+    return mono[:filled]
+
+
+def _read_with_pyav(path: Path, excerpts: Sequence[_Excerpt]) -> list[tuple[np.ndarray, int, int]]:
+    """Decode with FFmpeg, seeking to a keyframe before each excerpt when it is worth it.
 
     Positions are counted in samples from the first decoded frame. After a seek, one frame is
     placed by its timestamp relative to that first frame's (see ``SEEK_PREROLL_SECONDS``) and
-    the positions of the frames after it are counted on; if the seek lands after the excerpt's
-    start, the file is decoded again from the start.
+    the positions of the frames after it are counted on; the excerpts that no seek serves (near
+    the start, a codec FFmpeg does not seek in, or a seek landing after the excerpt's start) are
+    gathered in one pass from the start.
     """
     native_rate = None
     try:
@@ -292,24 +357,37 @@ def _read_with_pyav(path: Path, excerpt: _Excerpt) -> tuple[np.ndarray, int, int
             if first is None:
                 raise DecodeError(path, "no audio samples")
             native_rate = first.sample_rate
-            start, stop = excerpt.native_span(native_rate)
+            spans = [excerpt.native_span(native_rate) for excerpt in excerpts]
             declared_total = _declared_samples(stream, first, native_rate)
             seekable = stream.codec_context.codec.canonical_name in _SEEKABLE_CODECS
-            if seekable and first.pts is not None and start > SEEK_PREROLL_SECONDS * native_rate:
-                gathered = _gather_after_seek(container, stream, first, start, stop)
-            else:
-                gathered = _gather(chain([first], frames), 0, start, stop)
-        if gathered is None:
+            gathered: list[tuple[np.ndarray, int] | None] = [None] * len(spans)
+            sought = False
+            if seekable and first.pts is not None:
+                for i, (start, stop) in enumerate(spans):
+                    if start > SEEK_PREROLL_SECONDS * native_rate:
+                        gathered[i] = _gather_after_seek(container, stream, first, start, stop)
+                        sought = True
+            rest = [i for i, found in enumerate(gathered) if found is None]
+            if rest and not sought:
+                found = _gather(chain([first], frames), 0, [spans[i] for i in rest])
+                for i, item in zip(rest, found, strict=True):
+                    gathered[i] = item
+                rest = []
+        if rest:
             with _open_audio(path) as (container, stream):
-                gathered = _gather(container.decode(stream), 0, start, stop)
-        samples, end = gathered
-        _check_complete(end, stop, declared_total)
+                found = _gather(container.decode(stream), 0, [spans[i] for i in rest])
+            for i, item in zip(rest, found, strict=True):
+                gathered[i] = item
+        decoded = []
+        for (start, stop), (samples, end) in zip(spans, gathered, strict=True):
+            _check_complete(end, stop, declared_total)
+            decoded.append((samples, native_rate, start))
     except _Truncated as error:
         raise DecodeError(path, _truncation_reason(error, native_rate)) from None
     except av.FFmpegError as error:
         reason = f"corrupt or truncated audio data ({_strerror(error)})"
         raise DecodeError(path, reason) from error
-    return samples, native_rate, start
+    return decoded
 
 
 def _gather_after_seek(
@@ -333,7 +411,7 @@ def _gather_after_seek(
         if position > start:
             return None
         if position >= start - preroll // 2:
-            return _gather(chain([frame], frames), position, start, stop)
+            return _gather(chain([frame], frames), position, [(start, stop)])[0]
     return None
 
 
@@ -362,21 +440,28 @@ def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Au
 
 
 def _gather(
-    frames: Iterator[av.AudioFrame], position: int, start: int, stop: int | None
-) -> tuple[np.ndarray, int]:
-    """Keep the mono samples of ``frames`` in ``[start, stop)``, the first frame starting at
-    sample ``position``; returns them and the position where decoding ended."""
-    kept = []
+    frames: Iterator[av.AudioFrame], position: int, spans: Sequence[tuple[int, int | None]]
+) -> list[tuple[np.ndarray, int]]:
+    """Keep the mono samples of ``frames`` in each ``[start, stop)`` of ``spans``, the first
+    frame starting at sample ``position``; returns, per span, its samples and the position where
+    decoding ended (past the span's stop, or the end of the stream)."""
+    kept: list[list[np.ndarray]] = [[] for _ in spans]
+    stops = [stop for _, stop in spans]
+    last_stop = None if None in stops else max(stops, default=0)
     for frame in frames:
         mono = _frame_to_mono(frame)
         end = position + len(mono)
-        if end > start:
-            kept.append(mono[max(0, start - position) : None if stop is None else stop - position])
+        for pieces, (start, stop) in zip(kept, spans, strict=True):
+            if end > start and (stop is None or position < stop):
+                pieces.append(
+                    mono[max(0, start - position) : None if stop is None else stop - position]
+                )
         position = end
-        if stop is not None and position >= stop:
+        if last_stop is not None and position >= last_stop:
             break
-    samples = np.concatenate(kept) if kept else np.zeros(0, np.float32)
-    return samples, position
+    return [
+        (np.concatenate(pieces) if pieces else np.zeros(0, np.float32), position) for pieces in kept
+    ]
 
 
 def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:

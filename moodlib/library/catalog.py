@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -132,6 +133,20 @@ class Track:
     artist: str | None
     album: str | None
     error: str | None
+
+
+class FileState(NamedTuple):
+    """A track as the last scan left it, for telling changed files from unchanged ones."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    failed: bool  # the last scan recorded an error
+    predicted: bool  # the pack asked about has scored it
+
+    def unchanged(self, size: int, mtime_ns: int) -> bool:
+        """The file still has this size and mtime, and was scored without an error."""
+        return (self.size, self.mtime_ns) == (size, mtime_ns) and self.predicted and not self.failed
 
 
 @dataclass
@@ -322,32 +337,46 @@ class Catalog:
 
     def tracks(self, under: Iterable[str] = ()) -> list[Track]:
         """Every track, or those at or below any of the paths ``under`` (real paths)."""
-        clauses, params = [], []
-        for prefix in map(str, under):
-            clauses.append("path = ?")
-            params.append(db_path(prefix))
-            # Paths below a folder sort between "folder/" and "folder0" ("0" follows "/"),
-            # stored as text or, when not UTF-8, as bytes: both ranges are asked for.
-            below = prefix.rstrip(os.sep) + os.sep
-            beyond = below[:-1] + chr(ord(os.sep) + 1)
-            for low, high in {
-                (db_path(below), db_path(beyond)),
-                (os.fsencode(below), os.fsencode(beyond)),
-            }:
-                clauses.append("(path > ? AND path < ?)")
-                params += [low, high]
-        if not clauses:
+        prefixes = [str(p) for p in under]
+        if not prefixes:
             return [_track(r) for r in self._query("SELECT * FROM tracks ORDER BY path")]
-        where = " OR ".join(clauses)
+        where, params = _below(prefixes)
         rows = self._query(f"SELECT * FROM tracks WHERE {where} ORDER BY path", params)
         return [_track(r) for r in rows]
 
     def remove_missing(self, under: Iterable[str], present: set[str]) -> int:
         """Drop tracks below ``under`` whose files are gone; returns how many."""
-        gone = [t.id for t in self.tracks(under) if t.path not in present]
+        prefixes = [str(p) for p in under]
+        if not prefixes:
+            return 0
+        where, params = _below(prefixes)
+        rows = self._query(f"SELECT id, path FROM tracks WHERE {where}", params, plain=True)
+        return self.remove_tracks(
+            [track_id for track_id, path in rows if path_from_db(path) not in present]
+        )
+
+    def remove_tracks(self, track_ids: Iterable[int]) -> int:
+        """Drop these tracks with their predictions and decisions; returns how many."""
+        ids = [(int(track_id),) for track_id in track_ids]
         with self._transaction() as db:
-            db.executemany("DELETE FROM tracks WHERE id=?", [(i,) for i in gone])
-        return len(gone)
+            db.executemany("DELETE FROM tracks WHERE id=?", ids)
+        return len(ids)
+
+    def file_states(self, under: Iterable[str], pack: str) -> dict[str, FileState]:
+        """Path -> ``FileState`` of every track below any of ``under``, in one query: what a
+        rescan compares the files on disk with (a query per file costs more than the scan)."""
+        prefixes = [str(p) for p in under]
+        if not prefixes:
+            return {}
+        where, params = _below(prefixes)
+        rows = self._query(
+            "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
+            " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
+            f" WHERE {where}",
+            [pack, *params],
+            plain=True,
+        )
+        return {path_from_db(path): FileState(*state) for path, *state in rows}
 
     def count_tracks(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM tracks")[0][0])
@@ -549,6 +578,25 @@ def _journal_entry(row: sqlite3.Row) -> JournalEntry:
         row["state"],
         row["before_tag"],
     )
+
+
+def _below(prefixes: Iterable[str]) -> tuple[str, list[str | bytes]]:
+    """A WHERE clause and its parameters: ``path`` is one of ``prefixes`` (real paths) or below
+    one. Paths below a folder sort between "folder/" and "folder0" ("0" follows "/"), stored as
+    text or, when not UTF-8, as bytes: both ranges are asked for."""
+    clauses, params = [], []
+    for prefix in map(str, prefixes):
+        clauses.append("path = ?")
+        params.append(db_path(prefix))
+        below = prefix.rstrip(os.sep) + os.sep
+        beyond = below[:-1] + chr(ord(os.sep) + 1)
+        for low, high in {
+            (db_path(below), db_path(beyond)),
+            (os.fsencode(below), os.fsencode(beyond)),
+        }:
+            clauses.append("(path > ? AND path < ?)")
+            params += [low, high]
+    return "(" + " OR ".join(clauses) + ")", params
 
 
 def _track(row: sqlite3.Row) -> Track:
