@@ -79,8 +79,8 @@ def variant(path: Path, copy: Path, change) -> None:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    """130 files: 10 copies of each of the 12 containers, and 10 variants: ID3v2.3 MP3 and AIFF, MP3,
-    AIFF and WavPack without any tag."""
+    """130 files: 10 copies of each of the 12 containers, and 10 variants: ID3v2.3 MP3 and
+    AIFF, MP3, AIFF and WavPack without any tag."""
     reason = media.missing_tools()
     if reason:
         pytest.skip(reason)
