@@ -1,9 +1,11 @@
 """The model registry: one way to build any architecture, ``build_model(name, **cfg)``.
 
 Each architecture family lives in its own module and registers thin constructors with
-``@register_model``. Every registered model maps a batch of mel spectrograms shaped
-``(batch, n_mels, frames)`` to logits ``(batch, num_classes)``; models that can also return a
-pooled embedding implement ``forward_with_embedding(x) -> (logits, embedding)``.
+``@register_model``; the package (``moodlib.models``) imports every family, so the registry
+is full once any of it is imported, and this module imports none of them. Every registered
+model maps a batch of mel spectrograms shaped ``(batch, n_mels, frames)`` to logits
+``(batch, num_classes)``; models that can also return a pooled embedding implement
+``forward_with_embedding(x) -> (logits, embedding)``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 def build_model(name: str, **cfg) -> nn.Module:
     """Build the registered architecture ``name`` with its keyword configuration."""
-    _import_families()
     try:
         constructor = _REGISTRY[name]
     except KeyError:
@@ -36,10 +37,4 @@ def build_model(name: str, **cfg) -> nn.Module:
 
 def list_models() -> list[str]:
     """Names of every registered architecture, sorted."""
-    _import_families()
     return sorted(_REGISTRY)
-
-
-def _import_families() -> None:
-    # Importing a family module runs its @register_model decorators.
-    from moodlib.models import families  # noqa: F401
