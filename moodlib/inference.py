@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from moodlib import tags as vocabulary
-from moodlib.audio.features import build_frontend
+from moodlib.audio.frontend import build_frontend
 from moodlib.audio.tiling import tile_to_length
 from moodlib.packs import Pack
 

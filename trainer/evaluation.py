@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import moodlib
-from moodlib.audio.features import build_frontend
+from moodlib.audio.frontend import build_frontend
 from moodlib.models import build_model
 from moodlib.tags import TAGS
 from trainer.context import Context

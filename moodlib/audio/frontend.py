@@ -12,6 +12,9 @@ the last sample); the frames they share agree to about 0.001 dB.
 ``scale="log10_1p"`` gives ``log10(1 + log_multiplier * mel)``, the compression of musicnn and of
 essentia's TensorflowInputMusiCNN; with ``window="hann_periodic"`` the module then reproduces
 ``librosa.feature.melspectrogram`` (periodic Hann, zero padding in librosa >= 0.10).
+
+``build_frontend`` makes the frontend a model pack describes: a ``MelFrontend``, or a
+``MelHpcpFrontend`` that stacks pitch-class profiles (``moodlib.audio.hpcp``) under the bands.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MelFrontend", "mel_filterbank", "mel_frequencies"]
+from moodlib.audio.hpcp import HPCP
+
+__all__ = ["MelFrontend", "MelHpcpFrontend", "build_frontend", "mel_filterbank", "mel_frequencies"]
 
 _WINDOWS = ("hann_symmetric", "hann_periodic")
 _SCALES = ("essentia_db", "log10_1p")
@@ -276,3 +281,72 @@ class MelFrontend(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value!r}" for key, value in self._config.items())
+
+
+class MelHpcpFrontend(nn.Module):
+    """A mel spectrogram with an HPCP stacked under it: ``(batch, n_mels + size, frames)``.
+
+    Both share the sample rate, hop and centring, so frame ``t`` of the mel bands and of the
+    pitch classes describe the same instant. ``sample_rate``, ``hop_length`` and ``n_fft`` are
+    the mel frontend's.
+    """
+
+    def __init__(self, mel: MelFrontend, hpcp: HPCP) -> None:
+        super().__init__()
+        for name in ("sample_rate", "hop_length", "center"):
+            if getattr(mel, name) != getattr(hpcp, name):
+                raise ValueError(
+                    f"HPCP {name}={getattr(hpcp, name)!r} differs from the mel frontend's "
+                    f"{getattr(mel, name)!r}: their frames would not line up"
+                )
+        if not mel.center and mel.n_fft != hpcp.n_fft:
+            raise ValueError("without centring, the HPCP n_fft must equal the mel n_fft")
+        self.mel = mel
+        self.hpcp = hpcp
+        self.sample_rate = mel.sample_rate
+        self.hop_length = mel.hop_length
+        self.n_fft = mel.n_fft
+        self.center = mel.center
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.mel(waveform), self.hpcp(waveform)], dim=1)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable configuration that :func:`build_frontend` turns back into this."""
+        return {**self.mel.config(), "hpcp": self.hpcp.config()}
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of frames :meth:`forward` returns for ``num_samples`` input samples."""
+        return self.mel.num_frames(num_samples)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Frame rate of the output, in frames per second."""
+        return self.mel.frames_per_second
+
+
+def build_frontend(config: dict[str, Any]) -> nn.Module:
+    """The frontend a model pack describes.
+
+    ``config`` holds :class:`MelFrontend` keyword arguments; an optional ``"hpcp"`` entry holds
+    :class:`HPCP` keyword arguments and adds its pitch classes under the mel bands. HPCP's
+    ``sample_rate``, ``hop_length`` and ``center`` default to the mel frontend's.
+
+    Examples
+    --------
+    >>> build_frontend({})(torch.zeros(1, 12000)).shape
+    torch.Size([1, 96, 47])
+    >>> build_frontend({"hpcp": {}})(torch.zeros(1, 12000)).shape
+    torch.Size([1, 108, 47])
+    """
+    if "hpcp" not in config:
+        return MelFrontend(**config)
+    mel_config = {key: value for key, value in config.items() if key != "hpcp"}
+    mel = MelFrontend(**mel_config)
+    hpcp_config = {
+        "sample_rate": mel.sample_rate,
+        "hop_length": mel.hop_length,
+        "center": mel.center,
+        **(config["hpcp"] or {}),
+    }
+    return MelHpcpFrontend(mel, HPCP(**hpcp_config))

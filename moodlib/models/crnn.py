@@ -20,7 +20,7 @@ The architecture is the same for the paper's short (~9.25 s) and long (~185 s) i
 training chunks differ. The paper computes mels at 44.1 kHz (hop 512) averaged over 10 frames
 (8.6 frames/s) and HPCPs at 21.5 frames/s; moodlib feeds one tensor of 46.9 frames/s,
 ``(batch, n_mels + 12, frames)`` - mel bands stacked on the HPCP of
-:func:`moodlib.audio.features.build_frontend` - and the model averages the mel frames in
+:func:`moodlib.audio.frontend.build_frontend` - and the model averages the mel frames in
 fives (9.4/s) and the HPCP frames in pairs (23.4/s) before the branches, so a 9.25-s chunk
 gives 86 mel and 216 HPCP steps (the paper's 80 and 200).
 

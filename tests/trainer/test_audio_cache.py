@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from moodlib.audio.decode import decode
-from moodlib.audio.features import HPCP
 from moodlib.audio.frontend import MelFrontend
+from moodlib.audio.hpcp import HPCP
 from moodlib.inference import Tagger
 from moodlib.packs import load_pack
 from moodlib.tags import TAGS

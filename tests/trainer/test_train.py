@@ -266,7 +266,7 @@ def test_hpcp_command_writes_frame_aligned_pitch_classes(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", recipe_names())
 def test_each_full_recipe_network_reads_its_crops_and_segments(name):
-    from moodlib.audio.features import build_frontend
+    from moodlib.audio.frontend import build_frontend
     from moodlib.models import build_model
 
     recipe = load_recipe(name)

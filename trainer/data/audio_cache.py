@@ -8,7 +8,7 @@ pack runs in the app, so training and tagging see the same input:
 
 - ``melspecs``: :class:`moodlib.audio.frontend.MelFrontend` (by default MTG-Jamendo's mel
   bands, from audio decoded and resampled by :func:`moodlib.audio.decode.decode`);
-- ``hpcp``: :class:`moodlib.audio.features.HPCP` at the mel frames' rate.
+- ``hpcp``: :class:`moodlib.audio.hpcp.HPCP` at the mel frames' rate.
 
 The results are cached as ``.npy`` files in the dataset layout under ``DATA/audio-cache/``, one
 folder per source and configuration (``melspecs-<digest of the configuration>``, with its
@@ -35,8 +35,8 @@ from torch import nn
 from tqdm import tqdm
 
 from moodlib.audio.decode import AUDIO_EXTENSIONS, DecodeError, decode
-from moodlib.audio.features import HPCP
 from moodlib.audio.frontend import MelFrontend
+from moodlib.audio.hpcp import HPCP
 from moodlib.prefetch import read_ahead
 from trainer.data.jamendo import mel_path
 
@@ -50,7 +50,7 @@ class AudioCacheError(Exception):
 
 def source_modules(frontend: dict[str, Any], sources: Sequence[str]) -> dict[str, nn.Module]:
     """The module computing each of ``sources`` from a waveform, split out of a pack frontend
-    configuration as :func:`moodlib.audio.features.build_frontend` builds it."""
+    configuration as :func:`moodlib.audio.frontend.build_frontend` builds it."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise AudioCacheError(f"cannot compute {unknown} from audio; known sources: {SOURCES}")

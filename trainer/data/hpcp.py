@@ -2,7 +2,7 @@
 
 Mirable's networks read a 12-bin HPCP under the mel bands. MTG-Jamendo distributes
 mel-spectrograms but no HPCPs, so :func:`write_hpcp` computes them once from the audio with
-:class:`moodlib.audio.features.HPCP` (12 kHz, hop 256: frame ``t`` lines up with mel frame
+:class:`moodlib.audio.hpcp.HPCP` (12 kHz, hop 256: frame ``t`` lines up with mel frame
 ``t``, as the app's frontend stacks them) and writes ``DATA/hpcp/NN/ID.npy``, float32
 ``(12, frames)``, the layout the trainer reads (``[data] inputs = ["melspecs", "hpcp"]``).
 It is :func:`trainer.data.audio_cache.cache_inputs` with the folder named ``hpcp``; a run with
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from moodlib.audio.features import HPCP
+from moodlib.audio.hpcp import HPCP
 from trainer.data.audio_cache import CacheReport, cache_inputs
 from trainer.data.jamendo import SUBSETS, read_split, split_file
 
@@ -41,7 +41,7 @@ def write_hpcp(
     split
         Which ``split-N`` lists the tracks.
     config
-        :class:`~moodlib.audio.features.HPCP` keywords (default: its defaults, aligned with the
+        :class:`~moodlib.audio.hpcp.HPCP` keywords (default: its defaults, aligned with the
         dataset's mel frames).
     workers
         Decoding threads.

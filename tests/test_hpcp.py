@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from moodlib.audio import MelFrontend, decode
-from moodlib.audio.features import HPCP, MelHpcpFrontend, build_frontend, harmonic_weights
+from moodlib.audio.frontend import MelHpcpFrontend, build_frontend
+from moodlib.audio.hpcp import HPCP, harmonic_weights
 
 SAMPLE_RATE = 12000
 EXCERPT_SECONDS = 20.0

@@ -1,4 +1,4 @@
-"""Harmonic pitch class profiles (HPCP) as a torch module, and the frontend factory.
+"""Harmonic pitch class profiles (HPCP) as a torch module.
 
 Mirable (Tan, MediaEval 2021) feeds its CRNN a second input next to the mel-spectrogram: a
 12-bin HPCP (Gómez, "Tonal description of polyphonic audio for music content processing",
@@ -25,7 +25,7 @@ normalisation). :class:`HPCP` re-implements that chain as batched tensor operati
 Where it differs from essentia: a plateau (two equal neighbouring bins) is not a peak here
 (essentia takes its middle), and all arithmetic is float32 on whole batches. On real music the
 pitch class with the largest value agrees with ``essentia.standard.HPCP`` on practically every
-frame with tonal content (``tests/test_features.py``).
+frame with tonal content (``tests/test_hpcp.py``).
 
 The defaults suit MelFrontend's 12 kHz, hop 256 frames: a 1024-sample frame (85 ms, 11.7 Hz
 bins) matches the time span and frequency resolution of essentia's 4096 samples at 44.1 kHz.
@@ -39,9 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from moodlib.audio.frontend import MelFrontend
-
-__all__ = ["HPCP", "MelHpcpFrontend", "blackman_harris_62", "build_frontend"]
+__all__ = ["HPCP", "blackman_harris_62", "harmonic_weights"]
 
 _BH62_COEFFICIENTS = (0.44959, 0.49364, 0.05677)
 # Harmonics whose pitch classes fall within this many semitones of each other share a weight.
@@ -272,72 +270,3 @@ class HPCP(nn.Module):
 def _unit_max(profile: torch.Tensor) -> torch.Tensor:
     peak = profile.amax(dim=-1, keepdim=True)
     return torch.where(peak > 0, profile / torch.where(peak > 0, peak, 1.0), profile)
-
-
-class MelHpcpFrontend(nn.Module):
-    """A mel spectrogram with an HPCP stacked under it: ``(batch, n_mels + size, frames)``.
-
-    Both share the sample rate, hop and centring, so frame ``t`` of the mel bands and of the
-    pitch classes describe the same instant. ``sample_rate``, ``hop_length`` and ``n_fft`` are
-    the mel frontend's.
-    """
-
-    def __init__(self, mel: MelFrontend, hpcp: HPCP) -> None:
-        super().__init__()
-        for name in ("sample_rate", "hop_length", "center"):
-            if getattr(mel, name) != getattr(hpcp, name):
-                raise ValueError(
-                    f"HPCP {name}={getattr(hpcp, name)!r} differs from the mel frontend's "
-                    f"{getattr(mel, name)!r}: their frames would not line up"
-                )
-        if not mel.center and mel.n_fft != hpcp.n_fft:
-            raise ValueError("without centring, the HPCP n_fft must equal the mel n_fft")
-        self.mel = mel
-        self.hpcp = hpcp
-        self.sample_rate = mel.sample_rate
-        self.hop_length = mel.hop_length
-        self.n_fft = mel.n_fft
-        self.center = mel.center
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.mel(waveform), self.hpcp(waveform)], dim=1)
-
-    def config(self) -> dict[str, Any]:
-        """JSON-serialisable configuration that :func:`build_frontend` turns back into this."""
-        return {**self.mel.config(), "hpcp": self.hpcp.config()}
-
-    def num_frames(self, num_samples: int) -> int:
-        """Number of frames :meth:`forward` returns for ``num_samples`` input samples."""
-        return self.mel.num_frames(num_samples)
-
-    @property
-    def frames_per_second(self) -> float:
-        """Frame rate of the output, in frames per second."""
-        return self.mel.frames_per_second
-
-
-def build_frontend(config: dict[str, Any]) -> nn.Module:
-    """The frontend a model pack describes.
-
-    ``config`` holds :class:`MelFrontend` keyword arguments; an optional ``"hpcp"`` entry holds
-    :class:`HPCP` keyword arguments and adds its pitch classes under the mel bands. HPCP's
-    ``sample_rate``, ``hop_length`` and ``center`` default to the mel frontend's.
-
-    Examples
-    --------
-    >>> build_frontend({})(torch.zeros(1, 12000)).shape
-    torch.Size([1, 96, 47])
-    >>> build_frontend({"hpcp": {}})(torch.zeros(1, 12000)).shape
-    torch.Size([1, 108, 47])
-    """
-    if "hpcp" not in config:
-        return MelFrontend(**config)
-    mel_config = {key: value for key, value in config.items() if key != "hpcp"}
-    mel = MelFrontend(**mel_config)
-    hpcp_config = {
-        "sample_rate": mel.sample_rate,
-        "hop_length": mel.hop_length,
-        "center": mel.center,
-        **(config["hpcp"] or {}),
-    }
-    return MelHpcpFrontend(mel, HPCP(**hpcp_config))
