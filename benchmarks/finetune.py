@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
 from moodlib.packstore import PackStore

@@ -28,8 +28,7 @@ import numpy as np
 import soundfile as sf
 from scan_throughput import ROOT, Run, fresh_home, run_timed
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.library.catalog import Catalog
 
 RATE = 16000

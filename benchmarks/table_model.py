@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.catalog import Catalog, scores_to_blob
 
 PACK = "synthetic"

@@ -6,7 +6,7 @@ Each candidate policy turns the scores into the tags a file would get; the table
 official protocol's precision, recall and F-score (``trainer.metrics.decision_metrics``), micro and
 macro, the tags per track, the share of tracks left without a tag and how many of the 56 tags
 are ever written. The policy moodlib uses is measured through its own code
-(``moodlib.tags.tags_to_write``). docs/tag-policy.md holds the table;
+(``moodlib.vocabulary.tags_to_write``). docs/tag-policy.md holds the table;
 ``tests/test_tag_policy.py`` recomputes it from the shared files.
 
     python benchmarks/tag_policy.py [--results ../shared/data/mtg-jamendo/results]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from trainer.data.jamendo import read_thresholds
 from trainer.metrics import decision_metrics
 
@@ -55,7 +55,7 @@ def _top(keys: np.ndarray, k: int) -> np.ndarray:
 
 
 def written_by_moodlib(data: BenchmarkData, max_tags: int | None) -> np.ndarray:
-    """What ``moodlib.tags.tags_to_write`` picks on every test track, as decisions."""
+    """What ``moodlib.vocabulary.tags_to_write`` picks on every test track, as decisions."""
     thresholds = dict(zip(vocabulary.TAGS, data.thresholds.tolist(), strict=True))
     chosen = np.zeros(data.predictions.shape, dtype=bool)
     for row, scores in enumerate(data.predictions):

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlib import __version__, config
-from moodlib import tags as vocabulary
+from moodlib import __version__, config, vocabulary
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 

@@ -18,7 +18,7 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from moodlib.library.paths import resolve_path
-from moodlib.tags import DEFAULT_MAX_TAGS
+from moodlib.vocabulary import DEFAULT_MAX_TAGS
 
 # The shipped official MTG-Jamendo baseline: all 56 tags, a fifth of the starter pack's scan
 # CPU time, and a better base for personal packs (docs/default-pack.md).
@@ -106,7 +106,7 @@ def _within(path: str, folder: str) -> bool:
 
 
 def max_tags() -> int | None:
-    """At most how many tags a file gets (``tags.tags_to_write``): the user's setting, else
+    """At most how many tags a file gets (``vocabulary.tags_to_write``): the user's setting, else
     ``DEFAULT_MAX_TAGS``; None: every tag that reaches its threshold."""
     value = load_settings().get(MAX_TAGS_KEY, DEFAULT_MAX_TAGS)
     valid = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)

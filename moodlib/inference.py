@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.frontend import build_frontend
 from moodlib.audio.tiling import tile_to_length
 from moodlib.packs import Pack

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.download import sha256_file
 from moodlib.models import build_model
 

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from moodlib import __version__, config
-from moodlib import tags as vocabulary
+from moodlib import __version__, config, vocabulary
 from moodlib.audio.frontend import MelFrontend
 from moodlib.download import DownloadError, fetch
 from moodlib.models import build_model

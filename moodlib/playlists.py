@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.library.catalog import Catalog, Track
 from moodlib.metadata.journal import write_plan
 from moodlib.packs import Pack
@@ -54,7 +53,7 @@ def tag_entries(
     catalog: Catalog, pack: Pack, *, min_score: float | None = None
 ) -> dict[str, list[Entry]]:
     """Tag -> its tracks, best score first (see the module docstring); the 56 tags in their
-    official order (``tags.TAGS``), then the user's own tags alphabetically."""
+    official order (``vocabulary.TAGS``), then the user's own tags alphabetically."""
     tracks = {track.path: track for track in catalog.tracks()}
     entries: dict[str, list[Entry]] = {}
     for path, tags in write_plan(catalog, pack, tracks.values(), config.max_tags()):

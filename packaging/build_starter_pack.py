@@ -15,7 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.frontend import MelFrontend
 from moodlib.models.musicnn import PATCH_FRAMES, pretrained_tags
 from moodlib.packs import (

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.packs import PackError, sha256_file
 from moodlib.packstore import (
     BUILTIN_PACKS,

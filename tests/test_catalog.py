@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.inference import Tagger
 from moodlib.metadata import read_moods, write_moods
 from moodlib.metadata.journal import undo_last, write_tracks

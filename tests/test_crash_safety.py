@@ -30,7 +30,7 @@ import pytest
 import writer_process
 from writer_process import KILLED, Kill
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.catalog import Catalog
 from moodlib.metadata import read_mood_state, write_moods
 from moodlib.metadata.atomic import TEMP_MARKER

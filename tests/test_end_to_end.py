@@ -11,7 +11,7 @@ from pathlib import Path
 import media
 import pytest
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.cli import main
 from moodlib.metadata import read_moods
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.decode import decode
 from moodlib.inference import Tagger, TrackExcerpts, resolve_device
 from moodlib.models import build_model

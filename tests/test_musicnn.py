@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import moodlib
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.decode import decode
 from moodlib.audio.frontend import MelFrontend
 from moodlib.models import build_model

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.packs import PackError, load_pack, write_pack
 from moodlib.packstore import MTG_BASELINE_SHA256, PackStore
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from media import ARTIST, probed_tags
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.cli import main
 from moodlib.library.catalog import Catalog
 from moodlib.packstore import PackStore

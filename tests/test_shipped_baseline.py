@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.packs import sha256_file
 from moodlib.packstore import BUILTIN_PACKS, MTG_BASELINE_SHA256, PackStore
 from trainer.data.jamendo import read_thresholds

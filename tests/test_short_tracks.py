@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.decode import decode, probe
 from moodlib.audio.tiling import tile_to_length
 from moodlib.inference import Tagger

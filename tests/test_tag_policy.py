@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import tag_policy
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "tag-policy.md"
 

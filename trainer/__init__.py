@@ -1,7 +1,7 @@
 """moodlib's trainer: reproduces the MediaEval 2019-2021 mood/theme papers and evaluates models.
 
 Everything here works on the 56 MTG-Jamendo mood/theme tags in the official order
-(:data:`moodlib.tags.TAGS`); the command line is ``moodlib-train`` (:mod:`trainer.cli`).
+(:data:`moodlib.vocabulary.TAGS`); the command line is ``moodlib-train`` (:mod:`trainer.cli`).
 """
 
 

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Subset
 import moodlib
 from moodlib.audio.frontend import build_frontend
 from moodlib.models import build_model
-from moodlib.tags import TAGS
+from moodlib.vocabulary import TAGS
 from trainer.context import Context
 from trainer.data.tracks import SegmentDataset, collate_segments
 from trainer.ensemble import combine, fit_weights, thresholds_and_metrics

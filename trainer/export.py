@@ -25,7 +25,7 @@ import numpy as np
 from safetensors.torch import load_file
 
 import moodlib
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.packs import Member, Pack, Segmenting, manifest_dict
 from moodlib.packstore import PackStore
 from trainer import TrainerError

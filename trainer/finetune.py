@@ -31,7 +31,7 @@ import torch
 from scipy.special import expit
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.catalog import Catalog
 from moodlib.packs import Head, Pack
 from moodlib.packstore import PackStore

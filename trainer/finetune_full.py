@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.decode import DecodeError
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog

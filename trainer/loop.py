@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from moodlib.models import build_model
-from moodlib.tags import TAGS
+from moodlib.vocabulary import TAGS
 from trainer.builders import build_augmentation, build_loss, build_network
 from trainer.checkpoint import (
     CHECKPOINT,

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.views import TrackFilter
 
 TEXT_DELAY_MS = 250

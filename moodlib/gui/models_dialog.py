@@ -32,8 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.gui import operations
 from moodlib.gui.jobs import Job
 from moodlib.gui.retrain_dialog import fmt, metric_rows

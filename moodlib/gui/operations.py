@@ -31,7 +31,7 @@ from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
 from moodlib.playlists import Playlist, write_playlists
-from moodlib.tags import tags_to_write
+from moodlib.vocabulary import tags_to_write
 
 if TYPE_CHECKING:
     from trainer.finetune import FinetuneResult

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 
 COLOR_MAP = "viridis"
 FREQUENCY_TICKS_HZ = (100, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 16000, 22000)
@@ -277,7 +277,7 @@ class ScoreChart(QScrollArea):
         written: Collection[str] = (),
     ) -> None:
         """Bars for ``scores`` (56, NaN where uncovered; None: not scored yet); the bars of
-        the ``written`` tags (what the file gets, ``tags.tagging``) are solid.
+        the ``written`` tags (what the file gets, ``vocabulary.tagging``) are solid.
 
         Rows: the covered tags with a score, highest first; covered tags without one (the
         pack has not scored the track); then the tags the pack does not predict. Only the

@@ -27,8 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.gui.operations import Preview
 from moodlib.gui.playback import Playback
 from moodlib.gui.plots import ScoreChart, SpectrogramView

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.paths import printable
 
 WRITE_STATES = ("pending", "written", "undoing", "undone")
@@ -453,7 +453,7 @@ class Catalog:
         max_tags: int | None = vocabulary.DEFAULT_MAX_TAGS,
     ) -> vocabulary.Tagging:
         """The tags ``track`` gets from ``pack`` under the write policy with the user's
-        decisions, and why it gets none or only a best guess (``tags.tagging``)."""
+        decisions, and why it gets none or only a best guess (``vocabulary.tagging``)."""
         scores = self.prediction(track.id, pack)
         decisions = self.decisions(track.id)
         return vocabulary.tagging(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.catalog import Catalog, escape_like, path_from_db
 
 N_TAGS = len(vocabulary.TAGS)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.library.catalog import Catalog, JournalEntry, Track, WriteIntent
 from moodlib.metadata.atomic import temp_prefix
 from moodlib.metadata.errors import TagWriteError

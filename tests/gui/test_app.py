@@ -14,8 +14,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.audio.decode import decode, probe
 from moodlib.gui.plots import frequency_ticks
 from moodlib.gui.table_model import Column

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from benchmarks.table_model import PACK, UNCOVERED, SyntheticCatalog, build_catalog
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.gui.table_model import Column, TrackIdRole, TrackTableModel
 from moodlib.library.catalog import Catalog
 from moodlib.library.views import TrackFilter

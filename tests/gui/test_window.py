@@ -13,8 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QToolBar
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.gui.job_status import JobStatus
 from moodlib.gui.jobs import Job, Progress
 from moodlib.gui.plots import ScoreChart

@@ -17,7 +17,7 @@ from moodlib.audio.frontend import MelFrontend
 from moodlib.audio.hpcp import HPCP
 from moodlib.inference import Tagger
 from moodlib.packs import load_pack
-from moodlib.tags import TAGS
+from moodlib.vocabulary import TAGS
 from trainer.cli import main
 from trainer.data import audio_cache, synth
 from trainer.data.jamendo import mel_path, read_split, split_file

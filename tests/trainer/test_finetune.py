@@ -9,8 +9,7 @@ import media
 import numpy as np
 import pytest
 
-from moodlib import config
-from moodlib import tags as vocabulary
+from moodlib import config, vocabulary
 from moodlib.audio.decode import decode
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog

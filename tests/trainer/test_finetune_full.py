@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from moodlib import tags as vocabulary
+from moodlib import vocabulary
 from moodlib.audio.decode import decode
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from moodlib.audio.frontend import MelFrontend
 from moodlib.packs import Segmenting
-from moodlib.tags import FULL_NAMES, TAGS
+from moodlib.vocabulary import FULL_NAMES, TAGS
 from trainer.cli import main
 from trainer.data import synth
 from trainer.data.augment import single_label

@@ -27,7 +27,7 @@ from moodlib.cli import main as moodlib_main
 from moodlib.inference import Tagger
 from moodlib.metadata import read_moods
 from moodlib.packs import load_pack
-from moodlib.tags import TAGS, tags_to_write
+from moodlib.vocabulary import TAGS, tags_to_write
 from trainer.cli import main
 from trainer.data import synth
 from trainer.recipe import load_recipe, recipe_names

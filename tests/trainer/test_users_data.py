@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodlib.tags import TAGS
+from moodlib.vocabulary import TAGS
 from trainer.context import RunOptions
 from trainer.ensemble import thresholds_and_metrics
 from trainer.loop import run

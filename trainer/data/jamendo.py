@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlib.tags import FULL_NAMES, TAG_INDEX, TAGS, short_name
+from moodlib.vocabulary import FULL_NAMES, TAG_INDEX, TAGS, short_name
 from trainer import TrainerError
 
 SUBSETS = ("train", "validation", "test")

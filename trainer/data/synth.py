@@ -51,7 +51,7 @@ import soundfile as sf
 import torch
 
 from moodlib.audio.frontend import MelFrontend, mel_frequencies
-from moodlib.tags import TAGS
+from moodlib.vocabulary import TAGS
 from trainer.data.jamendo import N_MELS, SUBSETS, Track, mel_path, split_file, write_split
 
 #: Share of the tracks in train, validation and test: that of the official split-0.
