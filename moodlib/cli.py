@@ -79,7 +79,8 @@ def _pack(name: str | None):
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from moodlib.inference import Tagger
-    from moodlib.pipeline import ScanProgress, scan
+    from moodlib.pipeline import scan
+    from moodlib.progress import tqdm_callback
 
     paths = args.paths or config.library_folders()
     if not paths:
@@ -99,13 +100,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         bar.set_description(f"tagging with {pack.name} on {tagger.device.type}", refresh=False)
         return tagger
 
-    def on_progress(p: ScanProgress) -> None:
-        bar.total = p.total
-        bar.n = p.done
-        if p.path:
-            bar.set_postfix_str(Path(p.path).name[-40:], refresh=False)
-        bar.refresh()
-
     try:
         with _open_catalog() as catalog:
             result = scan(
@@ -114,7 +108,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 make_tagger,
                 pack_name=pack.name,
                 workers=args.workers,
-                progress=on_progress,
+                progress=tqdm_callback(bar),
                 cancel=cancel,
             )
             bar.close()
@@ -231,6 +225,7 @@ def _write(
 ):
     from moodlib.library.scanner import reached_paths
     from moodlib.metadata.journal import write_plan, write_tracks
+    from moodlib.progress import tqdm_callback
 
     # Tracks at or below the real paths and the targets of the links below them, as a scan of
     # them reaches them ("../lib", a symlinked folder); every track without paths.
@@ -243,7 +238,7 @@ def _write(
         description=f"moodlib write ({pack.name})",
         dry_run=dry_run,
         replace_existing=replace,
-        progress=lambda done, total, path: bar.update(1),
+        progress=tqdm_callback(bar, show_text=False),
     )
     bar.close()
     for r in results:

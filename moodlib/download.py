@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
+
+from moodlib.progress import Progress, ProgressCallback, raise_if_cancelled
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 60.0
-
-ProgressCallback = Callable[[int, int | None], None]
 
 
 class DownloadError(Exception):
@@ -43,12 +43,14 @@ def fetch(
     sha256: str,
     size: int | None = None,
     progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
     timeout_seconds: float = TIMEOUT_SECONDS,
 ) -> Path:
     """``dest``, holding the file at ``url`` whose sha256 is ``sha256`` (and length ``size``
     bytes, when pinned), downloaded or resumed as needed; a ``dest`` already right is kept.
 
-    ``progress(done, total)`` is called as bytes arrive. Raises ``DownloadError``.
+    ``progress`` is told the bytes fetched as they arrive. Raises ``DownloadError``, or
+    ``Cancelled`` when ``cancel`` is set (what arrived is kept for the next try).
     """
     dest = Path(dest)
     if dest.is_file() and sha256_file(dest) == sha256:
@@ -56,7 +58,7 @@ def fetch(
     partial = dest.with_name(dest.name + ".part")
     if size is not None and partial.is_file() and partial.stat().st_size > size:
         partial.unlink()
-    digest = _download(url, partial, size, progress, timeout_seconds)
+    digest = _download(url, partial, size, progress, cancel, timeout_seconds)
     fetched = partial.stat().st_size
     if size is not None and fetched != size:
         partial.unlink()
@@ -75,6 +77,7 @@ def _download(
     partial: Path,
     size: int | None,
     progress: ProgressCallback | None,
+    cancel: threading.Event | None,
     timeout_seconds: float,
 ) -> str:
     """Append to ``partial`` what it lacks of ``url``; the sha256 of the whole file."""
@@ -108,13 +111,14 @@ def _download(
         try:
             with open(partial, "ab" if resumed else "wb") as stream:
                 while chunk := response.read1(CHUNK_BYTES):  # what has arrived, up to a chunk
+                    raise_if_cancelled(cancel)
                     done += len(chunk)
                     if size is not None and done > size:
                         raise DownloadError(url, f"more than the {size} bytes expected")
                     stream.write(chunk)
                     digest.update(chunk)
                     if progress:
-                        progress(done, total)
+                        progress(Progress(done, total, url, "bytes"))
         except DownloadError:
             partial.unlink()
             raise

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from moodlib.packs import (
     sha256_file,
     write_pack,
 )
+from moodlib.progress import ProgressCallback
 
 BUILTIN_PACKS = Path(__file__).parent / "resources" / "packs"
 
@@ -75,8 +75,6 @@ _DEFAULT_SEGMENTING = Segmenting("uniform", frames=1366, count=8)
 
 # Beside the shipped baseline's weights (packaging/convert_mtg_baseline.py writes them).
 MTG_BASELINE_NOTES = ("LICENSE", "README.md")
-
-ProgressCallback = Callable[[int, int | None], None]
 
 
 def prior_thresholds(factor: float = PRIOR_THRESHOLD_FACTOR) -> dict[str, float]:

@@ -27,13 +27,7 @@ from moodlib.library.catalog import Catalog
 from moodlib.library.paths import resolve_path
 from moodlib.library.scanner import FoundFile, display_tags, find_audio_files
 from moodlib.prefetch import read_ahead
-
-
-@dataclass
-class ScanProgress:
-    done: int
-    total: int
-    path: str | None = None
+from moodlib.progress import Progress, ProgressCallback
 
 
 @dataclass
@@ -141,9 +135,6 @@ class _Decoded:
     error: str | None
 
 
-ProgressCallback = Callable[[ScanProgress], None]
-
-
 def scan(
     paths: Sequence[str | Path],
     catalog: Catalog,
@@ -177,7 +168,7 @@ def scan(
     total = len(todo)
     done = 0
     if progress:
-        progress(ScanProgress(0, total))
+        progress(Progress(0, total))
     if not todo:
         return result
     if callable(tagger):
@@ -196,7 +187,7 @@ def scan(
             result.results.append(TrackResult(decoded.found.path, track_id, prediction))
             done += 1
             if progress:
-                progress(ScanProgress(done, total, decoded.found.path))
+                progress(Progress(done, total, decoded.found.path))
         batch.clear()
 
     with (
@@ -217,7 +208,7 @@ def scan(
                 )
                 done += 1
                 if progress:
-                    progress(ScanProgress(done, total, decoded.found.path))
+                    progress(Progress(done, total, decoded.found.path))
                 continue
             batch.append((track_id, decoded))
             if len(batch) >= batch_tracks:

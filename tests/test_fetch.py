@@ -16,6 +16,7 @@ import pytest
 
 from moodlib.download import DownloadError, fetch
 from moodlib.packstore import DOWNLOADS, PackStore
+from moodlib.progress import Cancelled, Progress
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BASELINE = SHARED / "models" / "mtg-baseline" / "best_model.pth"
@@ -108,6 +109,28 @@ def test_a_wrong_file_is_deleted_not_kept(server, tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_cancelled_download_keeps_what_arrived_and_the_next_one_resumes(server, tmp_path):
+    data = os.urandom(400_000)
+    server.files["/f.bin"] = data
+    cancel, seen = threading.Event(), []
+
+    def on_progress(update: Progress) -> None:
+        seen.append(update)
+        cancel.set()  # the user presses Cancel after the first chunk
+
+    url, dest = f"{server.url}/f.bin", tmp_path / "f.bin"
+    with pytest.raises(Cancelled):
+        fetch(url, dest, sha256=sha(data), size=len(data), progress=on_progress, cancel=cancel)
+
+    kept = (tmp_path / "f.bin.part").read_bytes()
+    assert seen[0].unit == "bytes" and seen[0].total == len(data)
+    assert seen[0].done == len(kept) and 0 < len(kept) < len(data)
+    assert kept == data[: len(kept)]
+    fetch(url, dest, sha256=sha(data), size=len(data))
+    assert server.requests[-1] == ("/f.bin", f"bytes={len(kept)}-")
+    assert dest.read_bytes() == data
+
+
 @pytest.mark.skipif(not BASELINE.is_file(), reason=f"no baseline checkpoint at {BASELINE}")
 def test_an_install_killed_midway_is_resumed_by_the_next_one(server, tmp_path) -> None:
     data = BASELINE.read_bytes()
@@ -119,7 +142,7 @@ def test_an_install_killed_midway_is_resumed_by_the_next_one(server, tmp_path) -
         "import sys; from moodlib.packstore import PackStore; "
         f"PackStore({str(user_dir)!r}, builtin_dir=__import__('pathlib').Path("
         f"{str(no_builtin)!r})).install_mtg_baseline(url={url!r}, "
-        "progress=lambda done, total: print(done, flush=True))"
+        "progress=lambda update: print(update.done, flush=True))"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", install],

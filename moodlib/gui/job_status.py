@@ -47,7 +47,9 @@ class JobStatus(QWidget):
         if progress.total:
             self.bar.setRange(0, progress.total)
             self.bar.setValue(progress.done)
-            self.bar.setFormat("%p%" if progress.percent else f"{progress.done}/{progress.total}")
+            self.bar.setFormat(
+                "%p%" if progress.unit == "percent" else f"{progress.done}/{progress.total}"
+            )
         else:
             self.bar.setRange(0, 0)
         parts = [Path(progress.text).name if "/" in progress.text else progress.text]

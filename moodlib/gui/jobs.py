@@ -1,7 +1,8 @@
 """Running long work off the UI thread: a ``Job`` wraps a plain function and reports by signals.
 
-The function runs on a ``QThreadPool`` thread and gets two keyword arguments: ``report``, to
-call with a ``Progress``, and ``cancel``, a ``threading.Event`` it should poll. Its return
+The function runs on a ``QThreadPool`` thread and gets two keyword arguments: ``progress``, to
+call with a ``moodlib.progress.Progress``, and ``cancel``, the ``threading.Event`` it should poll
+(the shapes every long function in moodlib takes). Its return
 value arrives in ``succeeded``, an exception's message in ``failed``; ``ended`` follows either.
 Signals cross to the UI thread as queued connections, so slots never run on the worker.
 """
@@ -12,26 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """``done`` of ``total`` steps (``total`` None: unknown), and what is being worked on;
-    ``percent``: the steps are a share of the work, not files."""
-
-    done: int
-    total: int | None
-    text: str = ""
-    percent: bool = False
-
-
-Report = Callable[[Progress], None]
 
 
 class Job(QObject):
@@ -72,7 +58,7 @@ class Job(QObject):
 
     def _run(self) -> None:
         try:
-            result = self._work(report=self.progressed.emit, cancel=self.cancel_event)
+            result = self._work(progress=self.progressed.emit, cancel=self.cancel_event)
         except Exception as error:
             log.exception("%s failed", self.title)
             self.running = False  # before the signals: their slots may start the next job

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +21,6 @@ import torch
 from moodlib import config
 from moodlib.audio.decode import DecodeError
 from moodlib.audio.frontend import mel_frequencies
-from moodlib.gui.jobs import Progress, Report
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
 from moodlib.library.paths import resolve_path
@@ -29,8 +28,9 @@ from moodlib.metadata import journal
 from moodlib.metadata.journal import WriteResult, undo_last, write_tracks
 from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
-from moodlib.pipeline import ScanProgress, ScanResult, read_track, scan
+from moodlib.pipeline import ScanResult, read_track, scan
 from moodlib.playlists import Playlist, write_playlists
+from moodlib.progress import Progress, ProgressCallback
 from moodlib.vocabulary import tags_to_write
 
 if TYPE_CHECKING:
@@ -67,22 +67,25 @@ def open_catalog() -> Catalog:
 
 
 def scan_folders(
-    folders: Sequence[str], pack: Pack, taggers: TaggerCache, *, report: Report, cancel
+    folders: Sequence[str], pack: Pack, taggers: TaggerCache, *, progress: ProgressCallback, cancel
 ) -> ScanResult:
-    """Scan ``folders`` incrementally and tag new or changed files with ``pack``."""
-    report(Progress(0, None, f"loading {pack.name}"))
-    tagger = taggers.get(pack)
+    """Scan ``folders`` incrementally and tag new or changed files with ``pack``.
 
-    def on_progress(progress: ScanProgress) -> None:
-        report(Progress(progress.done, progress.total, progress.path or ""))
-
+    The pack's model is loaded (once, in ``taggers``) only when a file needs tagging: a rescan
+    of an unchanged library loads none.
+    """
     with open_catalog() as catalog:
         return scan(
-            folders, catalog, tagger, pack_name=pack.name, progress=on_progress, cancel=cancel
+            folders,
+            catalog,
+            lambda: taggers.get(pack),
+            pack_name=pack.name,
+            progress=progress,
+            cancel=cancel,
         )
 
 
-def remove_folder(folder: str, *, report: Report, cancel) -> int:
+def remove_folder(folder: str, *, progress: ProgressCallback, cancel) -> int:
     """Forget the tracks below ``folder`` (the files are not touched); returns how many."""
     with open_catalog() as catalog:
         return catalog.remove_missing([resolve_path(folder)], set())
@@ -109,7 +112,9 @@ class Preview:
     # seconds of the file of each segment the model reads, as ``Tagger.segments`` cuts them
 
 
-def load_preview(path: str, pack: Pack, taggers: TaggerCache, *, report: Report, cancel) -> Preview:
+def load_preview(
+    path: str, pack: Pack, taggers: TaggerCache, *, progress: ProgressCallback, cancel
+) -> Preview:
     """The mel of the part of ``path`` that a scan with ``pack`` reads (``read_track``)."""
     tagger = taggers.get(pack)
     audio = read_track(path, tagger)
@@ -149,7 +154,9 @@ def mel_band_frequencies(frontend: dict) -> np.ndarray:
 # -- review in bulk ------------------------------------------------------------------------
 
 
-def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, cancel) -> int:
+def accept_predicted(
+    track_ids: Sequence[int], pack: Pack, *, progress: ProgressCallback, cancel
+) -> int:
     """Accept the tags the write policy picks (``tags_to_write``, at most the setting's
     number) on each track, where the user did not decide on them yet (a reject stays a
     reject); returns how many decisions were made. Cancelling
@@ -167,7 +174,7 @@ def accept_predicted(track_ids: Sequence[int], pack: Pack, *, report: Report, ca
                     if tag not in decided:
                         to_accept.setdefault(tag, []).append(track_id)
             if done % 50 == 0 or done == len(track_ids):
-                report(Progress(done, len(track_ids), ""))
+                progress(Progress(done, len(track_ids), ""))
         for tag, tracks in to_accept.items():  # one transaction per tag, not per decision
             catalog.set_decisions(tracks, tag, "accept")
     return sum(len(tracks) for tracks in to_accept.values())
@@ -193,7 +200,9 @@ class WritePlan:
         return sum(bool(r.error) for r in self.dry_run)
 
 
-def plan_write(track_ids: Sequence[int] | None, pack: Pack, *, report: Report, cancel) -> WritePlan:
+def plan_write(
+    track_ids: Sequence[int] | None, pack: Pack, *, progress: ProgressCallback, cancel
+) -> WritePlan:
     """The tags each track (``None``: every track) should carry, checked by a dry run
     against what the files hold now."""
     with open_catalog() as catalog:
@@ -203,13 +212,11 @@ def plan_write(track_ids: Sequence[int] | None, pack: Pack, *, report: Report, c
             else [catalog.track(track_id) for track_id in track_ids]
         )
         plan = journal.write_plan(catalog, pack, tracks, config.max_tags())
-        dry_run = write_tracks(
-            catalog, plan, dry_run=True, progress=_write_progress(report), cancel=cancel
-        )
+        dry_run = write_tracks(catalog, plan, dry_run=True, progress=progress, cancel=cancel)
     return WritePlan(pack.name, plan, dry_run)
 
 
-def write_plan(plan: WritePlan, *, report: Report, cancel) -> list[WriteResult]:
+def write_plan(plan: WritePlan, *, progress: ProgressCallback, cancel) -> list[WriteResult]:
     changed = [
         (r.path, tags) for r, (_, tags) in zip(plan.dry_run, plan.plan, strict=True) if r.changed
     ]
@@ -218,13 +225,13 @@ def write_plan(plan: WritePlan, *, report: Report, cancel) -> list[WriteResult]:
             catalog,
             changed,
             description=f"moodlib gui write ({plan.pack_name})",
-            progress=_write_progress(report),
+            progress=progress,
             cancel=cancel,
         )
 
 
-def undo_last_write(*, report: Report, cancel) -> list[WriteResult]:
-    report(Progress(0, None, "restoring the moods the last write replaced"))
+def undo_last_write(*, progress: ProgressCallback, cancel) -> list[WriteResult]:
+    progress(Progress(0, None, "restoring the moods the last write replaced"))
     with open_catalog() as catalog:
         return undo_last(catalog)
 
@@ -236,13 +243,11 @@ def last_write_size() -> int | None:
         return sum(e.state == "written" for e in catalog.journal(batches[0])) if batches else None
 
 
-def _write_progress(report: Report) -> Callable[[int, int, str], None]:
-    return lambda done, total, path: report(Progress(done, total, path))
-
-
-def make_playlists(folder: str | Path, pack: Pack, *, report: Report, cancel) -> list[Playlist]:
+def make_playlists(
+    folder: str | Path, pack: Pack, *, progress: ProgressCallback, cancel
+) -> list[Playlist]:
     """One M3U8 playlist per tag in ``folder`` (``playlists.write_playlists``)."""
-    report(Progress(0, None, f"writing playlists into {folder}"))
+    progress(Progress(0, None, f"writing playlists into {folder}"))
     with open_catalog() as catalog:
         return write_playlists(catalog, pack, folder)
 
@@ -250,15 +255,15 @@ def make_playlists(folder: str | Path, pack: Pack, *, report: Report, cancel) ->
 # -- model packs ---------------------------------------------------------------------------
 
 
-def import_pack_folder(folder: str, *, report: Report, cancel) -> Pack:
-    report(Progress(0, None, f"verifying {Path(folder).name}"))
+def import_pack_folder(folder: str, *, progress: ProgressCallback, cancel) -> Pack:
+    progress(Progress(0, None, f"verifying {Path(folder).name}"))
     return PackStore().install_folder(folder)
 
 
 def import_checkpoint(
-    checkpoint: str, name: str, architecture: str, *, report: Report, cancel
+    checkpoint: str, name: str, architecture: str, *, progress: ProgressCallback, cancel
 ) -> Pack:
-    report(Progress(0, None, f"importing {Path(checkpoint).name}"))
+    progress(Progress(0, None, f"importing {Path(checkpoint).name}"))
     return PackStore().import_checkpoint(checkpoint, name=name, architecture=architecture)
 
 
@@ -323,19 +328,21 @@ FINETUNE_STAGES = {
 }
 
 
-def retrain(base_name: str, taggers: TaggerCache, *, report: Report, cancel) -> Retrained:
+def retrain(
+    base_name: str, taggers: TaggerCache, *, progress: ProgressCallback, cancel
+) -> Retrained:
     """Fine-tune ``base_name`` on the catalog's decisions into a new personal pack (installed,
     not made active). Reviewed tracks that ``base_name`` has not scored yet (scanned with a
     personal pack only) are scored first, since the fine-tuner learns from its embeddings."""
     from trainer.finetune import Cancelled, FinetuneError, finetune
 
     store = PackStore()
-    report(Progress(0, None, f"checking {base_name}"))
+    progress(Progress(0, None, f"checking {base_name}"))
     base = store.get(base_name)  # verified: the new pack copies its weights
     outcome = Retrained(base.name)
     try:
         with open_catalog() as catalog:
-            outcome.scored = _score_reviewed(catalog, base, taggers, report, cancel)
+            outcome.scored = _score_reviewed(catalog, base, taggers, progress, cancel)
             if cancel.is_set():
                 return outcome
 
@@ -343,7 +350,7 @@ def retrain(base_name: str, taggers: TaggerCache, *, report: Report, cancel) -> 
                 if stage != "done" and cancel.is_set():
                     raise Cancelled()  # before the pack is saved, never after
                 text = FINETUNE_STAGES.get(stage, stage)
-                report(Progress(round(100 * fraction), 100, text, percent=True))
+                progress(Progress.fraction(fraction, text))
 
             outcome.result = finetune(
                 catalog, base, store, name=personal_pack_name(store), cancel=cancel,
@@ -357,7 +364,7 @@ def retrain(base_name: str, taggers: TaggerCache, *, report: Report, cancel) -> 
 
 
 def _score_reviewed(
-    catalog: Catalog, base: Pack, taggers: TaggerCache, report: Report, cancel
+    catalog: Catalog, base: Pack, taggers: TaggerCache, progress: ProgressCallback, cancel
 ) -> list[str]:
     """Score with ``base`` the reviewed, readable tracks it has no embedding of; their paths."""
     rows = catalog.select("SELECT DISTINCT track_id FROM decisions ORDER BY track_id")
@@ -369,7 +376,7 @@ def _score_reviewed(
                 todo.append(track)
     if not todo:
         return []
-    report(Progress(0, len(todo), f"loading {base.name}"))
+    progress(Progress(0, len(todo), f"loading {base.name}"))
     tagger = Tagger(base, device=taggers.device)
     scored = []
     for done, track in enumerate(todo, start=1):
@@ -382,5 +389,5 @@ def _score_reviewed(
         prediction = tagger.predict_waveforms([audio.waveform])[0]
         catalog.put_prediction(track.id, base.name, prediction.scores, prediction.embedding)
         scored.append(track.path)
-        report(Progress(done, len(todo), track.path))
+        progress(Progress(done, len(todo), track.path))
     return scored

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ from moodlib.metadata.atomic import temp_prefix
 from moodlib.metadata.errors import TagWriteError
 from moodlib.metadata.lock import WriteLock
 from moodlib.metadata.tags import read_mood_state, read_moods, write_moods
+from moodlib.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
     from moodlib.packs import Pack
@@ -55,9 +56,6 @@ class WriteResult:
     after: list[str]
     changed: bool
     error: str | None = None
-
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 def merged_moods(
@@ -137,7 +135,7 @@ def write_tracks(
     def report(result: WriteResult) -> None:
         results.append(result)
         if progress:
-            progress(len(results), len(plan), result.path)
+            progress(Progress(len(results), len(plan), result.path))
 
     if dry_run:
         for path, tags in plan:

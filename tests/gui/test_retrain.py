@@ -114,7 +114,7 @@ def test_retraining_shows_base_vs_personal_and_switching_rescans(
     stages = [p.text for p in progress]
     assert "reading your decisions" in stages and "saved" in stages
     assert stages.count("fitting the personal pack") >= 2
-    assert progress[-1].percent and progress[-1].done == progress[-1].total == 100
+    assert progress[-1].unit == "percent" and progress[-1].done == progress[-1].total == 100
 
     # The table: label counts of the training albums, held-out counts, base vs personal.
     rows = table_rows(dialog.table)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from moodlib.download import DownloadError as FetchError
 from moodlib.download import fetch
+from moodlib.progress import tqdm_callback
 from trainer import TrainerError
 
 DATA_TYPES = ("melspecs", "audio", "audio-low")
@@ -171,13 +172,11 @@ def _fetch_verified(url: str, destination: Path, sha256: str, progress: bool) ->
         unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress
     )
 
-    def on_progress(done: int, total: int | None) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
     with bar:
         try:
-            return fetch(url, destination, sha256=sha256, progress=on_progress)
+            return fetch(
+                url, destination, sha256=sha256, progress=tqdm_callback(bar, show_text=False)
+            )
         except FetchError as error:
             raise DownloadError(str(error)) from error
 
