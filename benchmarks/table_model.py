@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             pages = iter(range(0, args.tracks - rows_on_screen, args.tracks // (args.repeat + 1)))
 
             def cold_page() -> None:
-                model._pages.clear()
+                model.tracks_changed()  # forgets the cached pages
                 page(next(pages))
 
             results = {

@@ -15,9 +15,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from moodlib import __version__, config, vocabulary
+from moodlib.reports import scan_report, tagging_summary, track_report
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -139,7 +138,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 for track in tracks
             }
             if args.json:
-                _write_json(args.json, catalog, pack, tracks, taggings, max_tags)
+                Path(args.json).write_text(
+                    json.dumps(scan_report(catalog, pack, tracks, taggings, max_tags), indent=2)
+                    + "\n"
+                )
     finally:
         signal.signal(signal.SIGINT, previous)
     changed = sum(r.changed for r in written)
@@ -149,7 +151,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
     read = [taggings[r.path] for r in result.results if not r.skipped]
     if read:
-        summary += "; " + _tagging_summary(read, max_tags)
+        summary += "; " + tagging_summary(read, max_tags)
     if args.write:
         verb = "would change" if args.dry_run else "written"
         summary += f"; {changed} files {verb}, {write_errors} write errors"
@@ -158,63 +160,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(summary, file=sys.stderr)
     failures = result.failed or result.missing_paths or write_errors
     return EXIT_FAILURES if failures or result.cancelled else EXIT_OK
-
-
-def _write_json(dest: str, catalog, pack, tracks, taggings, max_tags: int | None) -> None:
-    entries = []
-    for track in tracks:
-        scores = catalog.prediction(track.id, pack.name)
-        entries.append({
-            "path": track.path,
-            "tags": taggings[track.path].tags,
-            "reason": taggings[track.path].reason,
-            "scores": _score_dict(scores) if scores is not None else {},
-            "error": track.error,
-        })  # fmt: skip
-    report = {
-        "pack": pack.name,
-        "max_tags": max_tags,
-        "files": _tagging_counts(list(taggings.values())),
-        "tracks": entries,
-    }
-    Path(dest).write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _tagging_counts(taggings: Sequence[vocabulary.Tagging]) -> dict:
-    """How many files get tags, how many of them only a best guess, how many none and why."""
-    no_tag: dict[str, int] = {}
-    for tagging in taggings:
-        if not tagging.tags:
-            no_tag[tagging.reason] = no_tag.get(tagging.reason, 0) + 1
-    return {
-        "with_tags": sum(bool(t.tags) for t in taggings),
-        "best_guess": sum(bool(t.tags) and t.reason == vocabulary.BEST_GUESS for t in taggings),
-        "no_tag": no_tag,
-    }
-
-
-def _tagging_summary(taggings: Sequence[vocabulary.Tagging], max_tags: int | None) -> str:
-    counts = _tagging_counts(taggings)
-    limit = "" if max_tags is None else f" (at most {max_tags})"
-    summary = f"of the {len(taggings)} read, {counts['with_tags']} get tags{limit}"
-    if counts["best_guess"]:
-        summary += (
-            f", {counts['best_guess']} of them their best-scoring tag as no tag reached its "
-            "threshold"
-        )
-    if counts["no_tag"]:
-        untagged = sum(counts["no_tag"].values())
-        why = ", ".join(f"{count} {reason}" for reason, count in counts["no_tag"].items())
-        summary += f"; {untagged} {'gets' if untagged == 1 else 'get'} no tag: {why}"
-    return summary
-
-
-def _score_dict(scores: np.ndarray) -> dict[str, float]:
-    return {
-        tag: round(float(s), 6)
-        for tag, s in zip(vocabulary.TAGS, scores, strict=True)
-        if not np.isnan(s)
-    }
 
 
 # -- write / undo -------------------------------------------------------------------------
@@ -308,24 +253,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         in_file, file_error = read_moods(track.path), None
     except TagWriteError as error:
         in_file, file_error = [], error.reason
-    info = {
-        "path": track.path,
-        "title": track.title,
-        "artist": track.artist,
-        "album": track.album,
-        "duration": track.duration,
-        "format": track.format,
-        "error": track.error or file_error,
-        "pack": pack.name,
-        "scores": _score_dict(scores) if scores is not None else {},
-        "thresholds": {t: pack.thresholds[t] for t in pack.covered},
-        "not_predicted": [t for t in vocabulary.TAGS if t not in pack.covered],
-        "decisions": decisions,
-        "max_tags": max_tags,
-        "tags": tagging.tags,
-        "reason": tagging.reason,
-        "moods_in_file": in_file,
-    }
+    error = track.error or file_error
+    info = track_report(track, pack, scores, decisions, tagging, max_tags, in_file, error)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK

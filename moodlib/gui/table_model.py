@@ -131,6 +131,11 @@ class TrackTableModel(QAbstractTableModel):
             last = self.index(self.rowCount() - 1, len(Column.HEADERS) - 1)
             self.dataChanged.emit(self.index(0, 0), last)
 
+    @property
+    def cached_pages(self) -> int:
+        """How many pages of rows are held in memory (at most ``MAX_PAGES``)."""
+        return len(self._pages)
+
     def track_id(self, row: int) -> int:
         return int(self._index.ids[row])
 
