@@ -8,8 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from moodlib.gui.jobs import Job, Progress
+from moodlib.gui.jobs import Job
 from moodlib.gui.table_model import format_duration
+from moodlib.progress import Progress
 
 
 class JobStatus(QWidget):

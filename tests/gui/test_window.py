@@ -15,10 +15,11 @@ from PySide6.QtWidgets import QToolBar
 
 from moodlib import config, vocabulary
 from moodlib.gui.job_status import JobStatus
-from moodlib.gui.jobs import Job, Progress
+from moodlib.gui.jobs import Job
 from moodlib.gui.plots import ScoreChart
 from moodlib.inference import resolve_device
 from moodlib.packstore import PackStore
+from moodlib.progress import Progress
 
 pytestmark = pytest.mark.gui
 
