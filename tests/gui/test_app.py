@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import copy_library
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -118,6 +119,31 @@ def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
     assert config.library_folders() == []
     assert window.model.rowCount() == 0 and window.results_dock.problems.outcomes == []
     assert all(path.exists() for path in music_copy.values())
+
+
+def test_a_rescan_of_an_unchanged_library_loads_no_model(
+    home, real_music_library, tmp_path, open_window, wait_idle
+) -> None:
+    folder = tmp_path / "music"
+    copy_library({"flac": real_music_library["flac"]}, folder)
+    window = open_window()
+    assert window.taggers.loaded == []
+    window.scans.add_folder(folder)
+    wait_idle(window)
+    assert "Scan: 1 tagged, 0 unchanged" in window.statusBar().currentMessage()
+    assert window.taggers.loaded == [PACK]  # made to tag the new file
+    track = window.catalog.tracks()[0]
+    window.catalog.set_decision(track.id, "happy", "accept")
+    window.filter_bar.unreviewed.setChecked(True)  # kept for the next start
+    window.close()
+
+    # Every track reviewed and hidden: no spectrogram to compute, nothing to tag.
+    again = open_window()
+    assert again.model.rowCount() == 0
+    again.scan_action.trigger()
+    wait_idle(again)
+    assert "Scan: 0 tagged, 1 unchanged, 0 failed" in again.statusBar().currentMessage()
+    assert again.taggers.loaded == []
 
 
 def test_the_track_panel_shows_the_mel_the_model_saw_and_the_catalogs_scores(
