@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 app.processEvents()
                 time.sleep(0.02)
 
-        window.add_folder(args.music)
+        window.scans.add_folder(args.music)
         wait(lambda: not window.busy)
         track = window.catalog.track_by_path(str(args.music / f"{TRACK}.ogg"))
         window.select_track(track.id)

@@ -50,6 +50,12 @@ class TaggerCache:
         self._lock = threading.Lock()
         self._taggers: dict[tuple, Tagger] = {}
 
+    @property
+    def loaded(self) -> list[str]:
+        """The names of the packs whose Tagger is made (one at most)."""
+        with self._lock:
+            return [name for name, _root, _files in self._taggers]
+
     def get(self, pack: Pack) -> Tagger:
         key = (pack.name, str(pack.root), tuple(sorted(pack.files.items())))
         with self._lock:

@@ -1,4 +1,7 @@
-"""Per-file outcomes in a table: scan problems, and what the last write or undo did."""
+"""Per-file outcomes in a table: scan problems, and what the last write or undo did.
+
+``ResultsDock`` is the window's Results dock: a tab for each, so that nothing pops up per file.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QDockWidget,
     QLabel,
     QStackedWidget,
     QTableView,
+    QTabWidget,
     QWidget,
 )
 
@@ -89,3 +94,39 @@ class OutcomePane(QStackedWidget):
 
     def _show(self) -> None:
         self.setCurrentWidget(self.view if self.model.outcomes else self.empty_label)
+
+
+class ResultsDock(QDockWidget):
+    """*Problems*: the files the scans could not read and the folders that are gone; *Last
+    write*: what the last write or undo did to each file."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Results", parent)
+        self.setObjectName("results-dock")
+        self.problems = FileOutcomeModel(self)
+        self.write_results = FileOutcomeModel(self)
+        self.problems_view = OutcomePane(
+            self.problems, "No problems: every file found so far could be read."
+        )
+        self.write_results_view = OutcomePane(
+            self.write_results,
+            "Nothing written yet: review tracks, then Tags ▸ Write tags of the selection.",
+        )
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.problems_view, "Problems")
+        self.tabs.addTab(self.write_results_view, "Last write")
+        self.setWidget(self.tabs)
+
+    def set_problems(self, outcomes: list[FileOutcome]) -> None:
+        self.problems.set_outcomes(outcomes)
+        label = f"Problems ({len(outcomes)})" if outcomes else "Problems"
+        self.tabs.setTabText(self.tabs.indexOf(self.problems_view), label)
+
+    def show_problems(self) -> None:
+        self.tabs.setCurrentWidget(self.problems_view)
+        self.show()
+
+    def show_write_results(self, outcomes: list[FileOutcome]) -> None:
+        self.write_results.set_outcomes(outcomes)
+        self.tabs.setCurrentWidget(self.write_results_view)
+        self.show()

@@ -78,6 +78,6 @@ def scanned_window(home, music_copy, open_window, wait_idle):
     the official baseline."""
     window = open_window()
     folder = next(iter(music_copy.values())).parent
-    window.add_folder(folder)
+    window.scans.add_folder(folder)
     wait_idle(window)
     return window

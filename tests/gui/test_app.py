@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import copy_library
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -85,7 +86,7 @@ def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
     folder = next(iter(music_copy.values())).parent
     (folder / "broken.mp3").write_text("not audio at all\n")
     window = open_window()
-    window.add_folder(folder)  # a new folder is scanned at once...
+    window.scans.add_folder(folder)  # a new folder is scanned at once...
     assert window.busy and window.job_status.isVisible()
     window.cancel_action.trigger()  # ...and can be cancelled
     wait_idle(window)
@@ -99,25 +100,50 @@ def test_scanning_a_folder_cancel_resume_and_the_files_that_fail(
     wait_idle(window)
     assert window.model.rowCount() == len(music_copy) + 1
     assert progress[-1].done == progress[-1].total > 0
-    problems = window.problems.outcomes
+    problems = window.results_dock.problems.outcomes
     assert [(Path(p.path).name, p.outcome) for p in problems] == [("broken.mp3", "error")]
     assert problems[0].detail  # the decoder's reason
-    assert "Problems (1)" in window.results_tabs.tabText(0)
+    assert "Problems (1)" in window.results_dock.tabs.tabText(0)
     assert "failed" in window.statusBar().currentMessage()
 
-    window.scan()  # incremental: nothing changed, only the bad file is tried again
+    window.scans.scan()  # incremental: nothing changed, only the bad file is tried again
     wait_idle(window)
     assert f"0 tagged, {len(music_copy)} unchanged, 1 failed" in (
         window.statusBar().currentMessage()
     )
 
-    window.ask_remove_folder(str(folder))
+    window.scans.ask_remove_folder(str(folder))
     assert f"{len(music_copy) + 1} tracks" in window.question.informativeText()
     assert f"Remove {folder}" in answer(qtbot, window)
     wait_idle(window)
     assert config.library_folders() == []
-    assert window.model.rowCount() == 0 and window.problems.outcomes == []
+    assert window.model.rowCount() == 0 and window.results_dock.problems.outcomes == []
     assert all(path.exists() for path in music_copy.values())
+
+
+def test_a_rescan_of_an_unchanged_library_loads_no_model(
+    home, real_music_library, tmp_path, open_window, wait_idle
+) -> None:
+    folder = tmp_path / "music"
+    copy_library({"flac": real_music_library["flac"]}, folder)
+    window = open_window()
+    assert window.taggers.loaded == []
+    window.scans.add_folder(folder)
+    wait_idle(window)
+    assert "Scan: 1 tagged, 0 unchanged" in window.statusBar().currentMessage()
+    assert window.taggers.loaded == [PACK]  # made to tag the new file
+    track = window.catalog.tracks()[0]
+    window.catalog.set_decision(track.id, "happy", "accept")
+    window.filter_bar.unreviewed.setChecked(True)  # kept for the next start
+    window.close()
+
+    # Every track reviewed and hidden: no spectrogram to compute, nothing to tag.
+    again = open_window()
+    assert again.model.rowCount() == 0
+    again.scan_action.trigger()
+    wait_idle(again)
+    assert "Scan: 0 tagged, 1 unchanged, 0 failed" in again.statusBar().currentMessage()
+    assert again.taggers.loaded == []
 
 
 def test_the_track_panel_shows_the_mel_the_model_saw_and_the_catalogs_scores(
@@ -232,18 +258,18 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
     assert panel.current_tag() == second
     press(qtbot, window, Qt.Key.Key_R)
     assert window.catalog.decisions(mp3_id) == {first: "accept", second: "reject"}
-    window.add_tag("christmas")
+    window.review.add_tag("christmas")
     assert window.catalog.decisions(mp3_id)["christmas"] == "accept"
     assert panel.chart.plot.getAxis("left")._tickLevels[0][0][1] == f"✓ {first}"
     row = window.model.row_of(mp3_id)
     assert window.model.data(window.model.index(row, Column.REVIEW)) == "✓2 ✗1"
 
     press(qtbot, window, Qt.Key.Key_J)
-    assert window.current_track_id() == window.model.track_id(row + 1)
+    assert window.table.current_track_id() == window.model.track_id(row + 1)
     press(qtbot, window, Qt.Key.Key_K)
-    assert window.current_track_id() == mp3_id
+    assert window.table.current_track_id() == mp3_id
     window.table.sortByColumn(Column.DURATION, Qt.SortOrder.DescendingOrder)
-    assert window.current_track_id() == mp3_id  # sorting keeps the track
+    assert window.table.current_track_id() == mp3_id  # sorting keeps the track
     row = window.model.row_of(mp3_id)
 
     # Bulk: the tags the policy writes on each selected track (the 3 highest-scoring ones
@@ -255,7 +281,7 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
         window.table.selectionModel().SelectionFlag.Select
         | window.table.selectionModel().SelectionFlag.Rows,
     )
-    assert set(window.selected_track_ids()) == {mp3_id, flac_id}
+    assert set(window.table.selected_track_ids()) == {mp3_id, flac_id}
     press(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     wait_idle(window)
     pack = PackStore().get(PACK)
@@ -280,7 +306,7 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
     for path, tags in expected.items():
         assert read_moods(path) == tags
     assert "christmas" in read_moods(mp3) and second not in read_moods(mp3)
-    results = {Path(o.path).name: o.outcome for o in window.write_results.outcomes}
+    results = {Path(o.path).name: o.outcome for o in window.results_dock.write_results.outcomes}
     assert results[mp3.name] == "written"
     written = window.model.data(window.model.index(window.model.row_of(mp3_id), Column.WRITTEN))
     assert written == "written"
@@ -290,4 +316,4 @@ def test_review_write_and_undo(qtbot, scanned_window, music_copy, wait_idle) -> 
     assert f"({changing} file" in answer(qtbot, window)
     wait_idle(window)
     assert read_moods(mp3) == read_moods(flac) == []
-    assert {o.outcome for o in window.write_results.outcomes} == {"restored"}
+    assert {o.outcome for o in window.results_dock.write_results.outcomes} == {"restored"}

@@ -48,7 +48,7 @@ def test_make_playlists_writes_what_the_command_writes(
     assert window.playlists_action in tags_menu.actions()
     assert window.playlists_action.isEnabled()
 
-    window.make_playlists(tmp_path / "from-app")
+    window.writes.make_playlists(tmp_path / "from-app")
     assert window.busy and window.job.title == "Writing playlists"
     wait_idle(window)
 

@@ -60,7 +60,7 @@ def test_folders_and_window_layout_survive_a_restart(open_window, wait_idle, tmp
     music.mkdir()
     window = open_window()
     assert window.pack.name == "mtg-baseline" and window.pack.builtin  # shipped, always there
-    window.add_folder(music)  # a new folder is scanned at once with the active pack
+    window.scans.add_folder(music)  # a new folder is scanned at once with the active pack
     assert window.busy and window.job.title == "Scanning with mtg-baseline"
     wait_idle(window)
     assert "Scan: 0 tagged" in window.statusBar().currentMessage()
@@ -92,8 +92,8 @@ def test_a_folder_added_during_a_task_is_scanned_when_it_ends(
     music.mkdir()
     window = open_window()
     release = threading.Event()
-    assert window.start_job(Job("Waiting", lambda **_: release.wait(30)))
-    window.add_folder(music)
+    assert window.jobs.start(Job("Waiting", lambda **_: release.wait(30)))
+    window.scans.add_folder(music)
     assert window.job.title == "Waiting"
     assert "music is scanned when “Waiting” has finished" in window.statusBar().currentMessage()
     release.set()  # the scan starts when the task ends (an empty folder's may end at once)
