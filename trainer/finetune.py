@@ -159,12 +159,10 @@ def _group(track) -> str:
 
 def corrections_from_catalog(catalog: Catalog, base: Pack) -> Corrections:
     """Every track with at least one decision and a cached embedding from ``base``."""
-    rows = catalog.iter_rows("SELECT DISTINCT track_id FROM decisions ORDER BY track_id")
     ids, groups, embeddings, scores, labels, known = [], [], [], [], [], []
     extra: dict[str, int] = {}
     missing = 0
-    for row in rows:
-        track_id = row["track_id"]
+    for track_id in catalog.reviewed_track_ids():
         embedding = catalog.embedding(track_id, base.name)
         base_scores = catalog.prediction(track_id, base.name)
         decisions = catalog.decisions(track_id)
