@@ -223,6 +223,15 @@ def test_file_states_tell_a_rescan_what_the_last_scan_left(catalog) -> None:
     assert states["/m/failed.mp3"].id == failed
 
 
+def test_file_states_of_more_files_than_one_query_takes(catalog) -> None:
+    paths = [f"/m/{n:03d}.mp3" for n in range(250)]
+    ids = catalog.upsert_tracks({"path": p, "size": 1, "mtime_ns": 1} for p in paths)
+    catalog.put_prediction(ids[-1], "p", scores_with(happy=0.5))
+    states = catalog.file_states(paths, "p")  # three queries
+    assert sorted(states) == paths and [states[p].id for p in paths] == ids
+    assert [states[p].predicted for p in paths] == [False] * 249 + [True]
+
+
 def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None:
     catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1)
     assert catalog.remove_missing([], set()) == 0

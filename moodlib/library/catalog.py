@@ -27,6 +27,7 @@ from moodlib.library.paths import printable
 from moodlib.library.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 WRITE_STATES = ("pending", "written", "undoing", "undone")
+PREFIXES_PER_QUERY = 100  # 5 parameters each (``_below``): under SQLite's old limit of 999
 
 
 @dataclass
@@ -288,20 +289,22 @@ class Catalog:
         return len(ids)
 
     def file_states(self, under: Iterable[str], pack: str) -> dict[str, FileState]:
-        """Path -> ``FileState`` of every track below any of ``under``, in one query: what a
-        rescan compares the files on disk with (a query per file costs more than the scan)."""
+        """Path -> ``FileState`` of every track below any of ``under``, in one query per
+        ``PREFIXES_PER_QUERY`` of them: what a rescan compares the files on disk with (a query
+        per file costs more than the scan). ``under`` may be a list of files."""
         prefixes = [str(p) for p in under]
-        if not prefixes:
-            return {}
-        where, params = _below(prefixes)
-        rows = self._query(
-            "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
-            " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
-            f" WHERE {where}",
-            [pack, *params],
-            plain=True,
-        )
-        return {path_from_db(path): FileState(*state) for path, *state in rows}
+        states = {}
+        for start in range(0, len(prefixes), PREFIXES_PER_QUERY):
+            where, params = _below(prefixes[start : start + PREFIXES_PER_QUERY])
+            rows = self._query(
+                "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
+                " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
+                f" WHERE {where}",
+                [pack, *params],
+                plain=True,
+            )
+            states.update((path_from_db(path), FileState(*state)) for path, *state in rows)
+        return states
 
     def count_tracks(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM tracks")[0][0])
