@@ -450,6 +450,7 @@ def _add_finetune(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
+    import functools
     import signal
     import threading
 
@@ -475,20 +476,17 @@ def _run_finetune(args: argparse.Namespace) -> int:
                 catalog, store, args.base, lambda pack: Tagger(pack, device=args.device),
                 name=args.name, progress=progress, cancel=cancel,
             )  # fmt: skip
-            for failed in prepared.scan.failed:
-                print(f"{PROG}: {failed.path}: {failed.error}, left out", file=sys.stderr)
+            gone = [(path, "no such file") for path in prepared.scan.missing_paths]
+            for path, reason in [(r.path, r.error) for r in prepared.scan.failed] + gone:
+                print(f"{PROG}: {path}: {reason}, left out", file=sys.stderr)
+            learn = finetune
             if args.full:
                 from trainer.finetune_full import finetune_full
 
-                result = finetune_full(
-                    catalog, prepared.base, store, name=prepared.name, device=args.device,
-                    epochs=args.epochs, cancel=cancel, progress=progress,
-                )  # fmt: skip
-            else:
-                result = finetune(
-                    catalog, prepared.base, store, name=prepared.name, cancel=cancel,
-                    progress=progress,
-                )  # fmt: skip
+                learn = functools.partial(finetune_full, device=args.device, epochs=args.epochs)
+            result = learn(
+                catalog, prepared.base, store, name=prepared.name, cancel=cancel, progress=progress
+            )
     except PackError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
