@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from moodlib import vocabulary
-from moodlib.library.catalog import Catalog, scores_to_blob
+from moodlib.library.catalog import Catalog
 
 PACK = "synthetic"
 UNCOVERED = ("advertising", "christmas", "corporate", "holiday", "sexy", "trailer")
@@ -50,7 +49,6 @@ def build_catalog(
 ) -> SyntheticCatalog:
     """A catalog of ``tracks`` made-up tracks scored by the pack ``PACK`` (ids 1..tracks)."""
     path = Path(path)
-    Catalog(path).close()  # the schema
     rng = np.random.default_rng(seed)
     numbers = rng.permutation(tracks)
     titles = [f"Track {n:06d}" for n in numbers]
@@ -64,28 +62,20 @@ def build_catalog(
     reviewed[::10] = True
     thresholds = {tag: 0.3 for tag in vocabulary.TAGS if tag not in UNCOVERED}
 
-    db = sqlite3.connect(path)
-    with db:
-        db.executemany(
-            "INSERT INTO tracks (id, path, size, mtime_ns, duration, format, title, artist,"
-            " album, scanned_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                (i + 1, f"/music/{artists[i]}/{albums[i]}/{i:06d}.flac", 1, 1,
-                 float(durations[i]), "flac", titles[i], artists[i], albums[i], 0.0)
-                for i in range(tracks)
-            ),
+    top = np.nanargmax(scores, axis=1)
+    accepted: dict[str, list[int]] = {}
+    with Catalog(path) as catalog:
+        ids = catalog.upsert_tracks(
+            {"path": f"/music/{artists[i]}/{albums[i]}/{i:06d}.flac", "size": 1, "mtime_ns": 1,
+             "duration": float(durations[i]), "format": "flac", "title": titles[i],
+             "artist": artists[i], "album": albums[i]}
+            for i in range(tracks)
         )  # fmt: skip
-        db.executemany(
-            "INSERT INTO predictions (track_id, pack, scores, predicted_at) VALUES (?,?,?,?)",
-            ((i + 1, PACK, scores_to_blob(scores[i]), 0.0) for i in range(tracks)),
-        )
-        top = np.nanargmax(scores, axis=1)
-        db.executemany(
-            "INSERT INTO decisions (track_id, tag, decision, added, decided_at)"
-            " VALUES (?,?,'accept',0,0)",
-            ((int(i) + 1, vocabulary.TAGS[top[i]]) for i in np.flatnonzero(reviewed)),
-        )
-    db.close()
+        catalog.put_predictions(PACK, ((ids[i], scores[i], None) for i in range(tracks)))
+        for i in np.flatnonzero(reviewed):
+            accepted.setdefault(vocabulary.TAGS[top[i]], []).append(ids[i])
+        for tag, track_ids in accepted.items():
+            catalog.set_decisions(track_ids, tag, "accept")
     return SyntheticCatalog(path, titles, artists, albums, durations, scores, reviewed, thresholds)
 
 

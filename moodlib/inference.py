@@ -26,7 +26,7 @@ import contextlib
 import ctypes
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,10 +156,11 @@ class Tagger:
             self._tail_samples = self._context_frames * self.hop_length
         else:
             self._context_frames, self._tail_samples = 0, reach
-        matrices, self._norm = tag_projections(pack)
+        matrices, norm = tag_projections(pack)
         self._projections = {
             name: torch.from_numpy(m).to(self.device) for name, m in matrices.items()
         }
+        self._norm = torch.from_numpy(norm).to(self.device)
         self._head = pack.load_head(self.device)
         self._head_index = (
             [vocabulary.TAG_INDEX[t] for t in pack.head.tags] if pack.head is not None else []
@@ -285,29 +286,53 @@ class Tagger:
             segments.append(mel[:, start - first : start - first + frames])
         return torch.stack(segments)
 
+    def ensemble(
+        self,
+        segments: torch.Tensor,
+        *,
+        tags: Sequence[int] | None = None,
+        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The ensemble's probability of each tag for each of ``segments`` ``(segments, n_mels,
+        frames)``, ``(segments, tags)``, and the embedding member's embedding of each (None:
+        the pack names no embedding member).
+
+        Every member's sigmoid outputs vote through its projection (``tag_projections``: the
+        ensemble weights or the pack's ``tag_map``); a tag's probability is the sum of the votes
+        over its total weight, NaN for a tag the pack does not predict. ``tags``: indexes into
+        the 56 tags, all of them by default. The members run under ``autocast`` (by default
+        float16 on CUDA, none elsewhere), the votes in float32. Gradients flow through it (the
+        full fine-tuner trains the members through it); the ``predict_`` methods call it in
+        inference mode.
+        """
+        columns = slice(None) if tags is None else torch.as_tensor(list(tags), device=self.device)
+        logits, embedding = {}, None
+        with (autocast or self._autocast)():
+            for name, model in self.models.items():
+                if name == self.pack.embedding_member and hasattr(model, "forward_with_embedding"):
+                    logits[name], embedding = model.forward_with_embedding(segments)
+                else:
+                    logits[name] = model(segments)
+        votes = sum(
+            torch.sigmoid(logits[name].float()) @ self._projections[name][:, columns]
+            for name in self.models
+        )
+        norm = self._norm[columns]
+        probabilities = torch.where(norm > 0, votes / norm, torch.nan)
+        return probabilities, None if embedding is None else embedding.float()
+
     def _predict_segments(self, per_track: Sequence[torch.Tensor]) -> list[TrackPrediction]:
         """Scores and decisions for each track from its segments ``(segments, n_mels, frames)``:
         every track's segments go through the members together, ``batch_segments`` at a time."""
         counts = [len(s) for s in per_track]
         batch = torch.cat(per_track)
-        tag_sums = torch.zeros(len(batch), len(vocabulary.TAGS), device=self.device)
-        embeddings = []
+        probabilities, embeddings = [], []
         for start in range(0, len(batch), self.batch_segments):
-            chunk = batch[start : start + self.batch_segments]
-            with self._autocast():
-                for name, model in self.models.items():
-                    if name == self.pack.embedding_member and hasattr(
-                        model, "forward_with_embedding"
-                    ):
-                        logits, embedding = model.forward_with_embedding(chunk)
-                        embeddings.append(embedding.float())
-                    else:
-                        logits = model(chunk)
-                    probabilities = torch.sigmoid(logits.float())
-                    tag_sums[start : start + len(chunk)] += probabilities @ self._projections[name]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            segment_scores = tag_sums.cpu().numpy() / self._norm
-        segment_scores[:, self._norm == 0] = np.nan
+            chunk, embedding = self.ensemble(batch[start : start + self.batch_segments])
+            probabilities.append(chunk)
+            if embedding is not None:
+                embeddings.append(embedding)
+        segment_scores = torch.cat(probabilities).cpu().numpy()
         embedding_rows = torch.cat(embeddings).cpu().numpy() if embeddings else None
 
         results, offset = [], 0

@@ -171,6 +171,12 @@ class Pack:
     files: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
 
+    @property
+    def personal_base(self) -> str | None:
+        """The pack a personal pack (one with a head) was learned on; None for other packs."""
+        base = self.provenance.get("base_pack")
+        return str(base) if self.head is not None and base else None
+
     def member(self, name: str) -> Member:
         for member in self.members:
             if member.name == name:

@@ -39,6 +39,7 @@ def tagger(tmp_path: Path) -> Tagger:
 
 
 def test_the_catalog_uses_write_ahead_logging(catalog, tmp_path) -> None:
+    # SQL here, outside moodlib/library/: the file's journal mode, as any other program sees it.
     mode = sqlite3.connect(tmp_path / "catalog.sqlite").execute("PRAGMA journal_mode").fetchone()
     assert mode[0] == "wal"
 
@@ -52,6 +53,35 @@ def test_set_decisions_decides_for_many_tracks_and_clears_them(catalog) -> None:
     ]  # fmt: skip
     catalog.set_decisions(tracks, "happy", None)
     assert [catalog.decisions(t) for t in tracks] == [{}, {}, {}]
+
+
+def test_reviewed_tracks_are_those_with_a_decision_of_any_kind(catalog) -> None:
+    tracks = [catalog.upsert_track(f"/m/{n}.mp3", size=1, mtime_ns=1) for n in range(4)]
+    catalog.set_decision(tracks[3], "happy", "reject")
+    catalog.add_tag(tracks[1], "boss fight")
+    catalog.set_decisions(tracks[1:2], "sad", "accept")
+    assert catalog.reviewed_track_ids() == [tracks[1], tracks[3]]
+    catalog.set_decision(tracks[3], "happy", None)
+    assert catalog.reviewed_track_ids() == [tracks[1]]
+
+
+def test_many_tracks_and_predictions_go_in_at_once_as_one_at_a_time(catalog) -> None:
+    first = catalog.upsert_track("/m/a.mp3", size=1, mtime_ns=1, title="Old")
+    catalog.put_prediction(first, "p", scores_with(happy=0.5))
+    ids = catalog.upsert_tracks([
+        {"path": "/m/a.mp3", "size": 2, "mtime_ns": 2, "title": "New"},
+        {"path": "/m/b.mp3", "size": 1, "mtime_ns": 1, "artist": "B", "duration": 3.5},
+    ])  # fmt: skip
+    assert ids[0] == first and catalog.track(first).title == "New"
+    assert not catalog.has_prediction(first, "p"), "a changed file loses its predictions"
+    second = catalog.track(ids[1])
+    assert (second.path, second.artist, second.duration) == ("/m/b.mp3", "B", 3.5)
+    catalog.put_predictions(
+        "p", [(first, scores_with(sad=0.25), None), (ids[1], scores_with(epic=0.75), [1.0, 2.0])]
+    )
+    assert catalog.prediction(first, "p")[vocabulary.TAG_INDEX["sad"]] == 0.25
+    assert catalog.embedding(first, "p") is None
+    np.testing.assert_array_equal(catalog.embedding(ids[1], "p"), [1.0, 2.0])
 
 
 def test_final_tags_start_from_the_predicted_tags(catalog) -> None:
@@ -191,6 +221,15 @@ def test_file_states_tell_a_rescan_what_the_last_scan_left(catalog) -> None:
     assert not states["/m/failed.mp3"].unchanged(10, 5), "a failed file is tried again"
     assert not states["/m/other.mp3"].unchanged(10, 5), "another pack's scores do not count"
     assert states["/m/failed.mp3"].id == failed
+
+
+def test_file_states_of_more_files_than_one_query_takes(catalog) -> None:
+    paths = [f"/m/{n:03d}.mp3" for n in range(250)]
+    ids = catalog.upsert_tracks({"path": p, "size": 1, "mtime_ns": 1} for p in paths)
+    catalog.put_prediction(ids[-1], "p", scores_with(happy=0.5))
+    states = catalog.file_states(paths, "p")  # three queries
+    assert sorted(states) == paths and [states[p].id for p in paths] == ids
+    assert [states[p].predicted for p in paths] == [False] * 249 + [True]
 
 
 def test_removing_missing_files_below_no_folder_removes_nothing(catalog) -> None:

@@ -246,6 +246,24 @@ def test_a_tag_map_projects_member_tags_and_leaves_uncovered_tags_unscored(tmp_p
     assert not prediction.decisions[index["epic"]]
 
 
+def test_the_ensemble_of_chosen_tags_is_differentiable_for_fine_tuning(tmp_path) -> None:
+    tag_map = {"happy": (TagSource("a", "fun", 1.0), TagSource("b", "party", 3.0))}
+    pack = _two_member_pack(tmp_path, Segmenting("uniform", frames=1366, count=2), tag_map,
+                            ["happy"])  # fmt: skip
+    tagger = Tagger(pack, device="cpu")
+    segments = tagger.segments(torch.randn(96, 3000))
+    index = vocabulary.TAG_INDEX
+    probabilities, embedding = tagger.ensemble(segments, tags=[index["sad"], index["happy"]])
+    assert probabilities.shape == (2, 2) and embedding is None  # the pack names no embedding
+    assert torch.isnan(probabilities[:, 0]).all(), "the pack does not predict sad"
+    with torch.no_grad():
+        a = torch.sigmoid(tagger.models["a"](segments))[:, index["fun"]]
+        b = torch.sigmoid(tagger.models["b"](segments))[:, index["party"]]
+    torch.testing.assert_close(probabilities[:, 1].detach(), (a + 3 * b) / 4)
+    probabilities[:, 1].sum().backward()
+    assert all(p.grad is not None for p in tagger.models["a"].parameters() if p.requires_grad)
+
+
 def test_auto_device_is_the_cpu_here_and_cuda_is_refused_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

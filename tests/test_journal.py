@@ -19,7 +19,8 @@ import writer_process
 from writer_process import KILLED, Kill
 
 from moodlib.cli import main
-from moodlib.library.catalog import SCHEMA_VERSION, Catalog, CatalogError
+from moodlib.library.catalog import Catalog, CatalogError
+from moodlib.library.schema import SCHEMA_VERSION
 from moodlib.metadata import read_mood_state, read_moods, write_moods
 from moodlib.metadata.atomic import TEMP_MARKER
 from moodlib.metadata.journal import merged_moods, recover, undo_last, write_tracks
@@ -68,16 +69,16 @@ def test_the_intent_is_in_the_catalog_before_the_file_is_replaced(
 
     def replace_and_look(src, dst) -> None:
         # Another connection sees only what is committed.
-        with sqlite3.connect(catalog.path) as other:
+        with Catalog(catalog.path) as other:
             journal_at_rename.extend(
-                other.execute("SELECT path, before, after, state FROM write_journal").fetchall()
+                (e.path, e.before, e.after, e.state) for e in other.unsettled_journal()
             )
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_and_look)
     write_tracks(catalog, [(path, ["happy"])])
 
-    assert journal_at_rename == [(path, "[]", '["happy"]', "pending")]
+    assert journal_at_rename == [(path, [], ["happy"], "pending")]
     assert [e.state for e in catalog.journal(catalog.undoable_batches()[0])] == ["written"]
 
 
@@ -278,6 +279,7 @@ PRAGMA user_version = 1;
 def test_a_version_1_catalog_is_upgraded_and_its_writes_stay_undoable(tmp_path, music_copy) -> None:
     path = str(music_copy["mp3"])
     write_moods(path, ["Chill", "happy"])  # what moodlib 0.1 wrote, adding "happy"
+    # SQL here, outside moodlib/library/: the old catalog is one this moodlib cannot write.
     with sqlite3.connect(tmp_path / "old.sqlite") as old:
         old.executescript(V1_SCHEMA)
         old.execute("INSERT INTO write_batches VALUES (1, 1.0, 'old undone', 2.0)")
@@ -290,16 +292,17 @@ def test_a_version_1_catalog_is_upgraded_and_its_writes_stay_undoable(tmp_path, 
             )
 
     with Catalog(tmp_path / "old.sqlite") as upgraded:
-        version = upgraded.iter_rows("PRAGMA user_version")
-        assert next(iter(version))[0] == SCHEMA_VERSION == 2
         assert [(e.state, e.before_tag) for e in upgraded.journal(1)] == [("undone", None)]
         assert upgraded.moods_written(path) == {"happy"}
         assert [r.changed for r in undo_last(upgraded)] == [True]
 
     assert read_moods(path) == ["Chill"]
+    with sqlite3.connect(tmp_path / "old.sqlite") as upgraded:
+        assert upgraded.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_a_catalog_from_a_newer_moodlib_is_refused(tmp_path) -> None:
+    # SQL here, outside moodlib/library/: only a newer moodlib writes such a catalog.
     with sqlite3.connect(tmp_path / "new.sqlite") as newer:
         newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(CatalogError, match="made by a newer moodlib"):

@@ -423,76 +423,88 @@ def _add_finetune(subparsers: argparse._SubParsersAction) -> None:
         help="a personal pack learned from your review decisions in the catalog",
         description="Learn from the tags you accepted, rejected and added (moodlib review or "
         "the app) a personal pack on top of a base pack, and print the held-out PR-AUC and "
-        "ROC-AUC of the base and the personal pack per tag. The new pack is installed but "
-        "not made active: `moodlib models use NAME` switches to it.",
+        "ROC-AUC of the base and the personal pack per tag. Reviewed tracks the base pack has "
+        "not scored are scanned with it first, as the app's retrain button does. The new pack "
+        "is installed but not made active: `moodlib models use NAME` switches to it.",
     )
     parser.add_argument(
         "--from-catalog", action="store_true", required=True,
         help="learn from the catalog's decisions (MOODLIB_HOME/catalog.sqlite)",
     )  # fmt: skip
-    parser.add_argument("--base", help="base pack (default: the active pack)")
-    parser.add_argument("--name", help="name of the new pack (default: personal-YYYYMMDD-HHMM)")
+    parser.add_argument(
+        "--base",
+        help="base pack (default: the active pack; a personal pack stands for its own base)",
+    )
+    parser.add_argument(
+        "--name", help="name of the new pack (default: personal-YYYYMMDD-HHMM, then -2, -3...)"
+    )
     parser.add_argument(
         "--full", action="store_true",
         help="fine-tune the base networks end to end (slow without a GPU)",
     )  # fmt: skip
-    parser.add_argument("--device", default="auto", help="with --full: auto, cpu, cuda")
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda: for scoring, and training with --full"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="with --full: epochs")
     parser.set_defaults(run=_run_finetune)
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
+    import functools
+    import signal
     import threading
 
     from tqdm import tqdm
 
     from moodlib import config
+    from moodlib.inference import Tagger
     from moodlib.library.catalog import Catalog
     from moodlib.packs import PackError
     from moodlib.packstore import PackStore
-    from trainer.finetune import Cancelled, FinetuneError, finetune
+    from moodlib.progress import Cancelled, tqdm_callback
+    from trainer.finetune import finetune
+    from trainer.finetune_prepare import FinetuneError, prepare
 
     store = PackStore()
-    try:
-        base = store.get(args.base or config.active_pack_name())
-    except PackError as error:
-        print(f"moodlib-train: error: {error}", file=sys.stderr)
-        return 2
     cancel = threading.Event()
-    bar = tqdm(total=100, desc="fine-tuning", unit="%", file=sys.stderr, leave=False)
-
-    def progress(stage: str, fraction: float) -> None:
-        bar.set_description_str(stage)
-        bar.n = round(100 * fraction)
-        bar.refresh()
-
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar = tqdm(desc="retraining", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
+    progress = tqdm_callback(bar)
     try:
         with Catalog(config.catalog_path()) as catalog:
+            prepared = prepare(
+                catalog, store, args.base, lambda pack: Tagger(pack, device=args.device),
+                name=args.name, progress=progress, cancel=cancel,
+            )  # fmt: skip
+            gone = [(path, "no such file") for path in prepared.scan.missing_paths]
+            for path, reason in [(r.path, r.error) for r in prepared.scan.failed] + gone:
+                print(f"{PROG}: {path}: {reason}, left out", file=sys.stderr)
+            learn = finetune
             if args.full:
                 from trainer.finetune_full import finetune_full
 
-                result = finetune_full(
-                    catalog, base, store, name=args.name, device=args.device,
-                    epochs=args.epochs, cancel=cancel, progress=progress,
-                )  # fmt: skip
-            else:
-                result = finetune(
-                    catalog, base, store, name=args.name, cancel=cancel, progress=progress
-                )
+                learn = functools.partial(finetune_full, device=args.device, epochs=args.epochs)
+            result = learn(
+                catalog, prepared.base, store, name=prepared.name, cancel=cancel, progress=progress
+            )
+    except PackError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
     except FinetuneError as error:
-        bar.close()
-        print(f"moodlib-train: {error}", file=sys.stderr)
+        print(f"{PROG}: {error}", file=sys.stderr)
         return 1
-    except (Cancelled, KeyboardInterrupt):
-        bar.close()
+    except Cancelled:
         print("cancelled: no pack written", file=sys.stderr)
         return 130
-    bar.close()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
     print(result.table())
+    scored = f", {len(prepared.scored)} of them scored with it first" if prepared.scored else ""
     print(
-        f"personal pack {result.pack.name} (base {base.name}): {result.train_tracks} training "
-        f"and {result.held_out_tracks} held-out tracks, {result.seconds:.1f} s; "
-        f"switch to it with: moodlib models use {result.pack.name}",
+        f"personal pack {result.pack.name} (base {prepared.base.name}{scored}): "
+        f"{result.train_tracks} training and {result.held_out_tracks} held-out tracks, "
+        f"{result.seconds:.1f} s; switch to it with: moodlib models use {result.pack.name}",
         file=sys.stderr,
     )
     return 0

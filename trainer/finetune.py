@@ -14,6 +14,11 @@ PR-AUC and ROC-AUC of base and personal per tag.
 
 Tags beyond the 56 cannot be learned by a pack (its vocabulary is the 56 tags); they are
 counted and reported as not learned, never silently dropped.
+
+The full path (:mod:`trainer.finetune_full`) shares with this one the labels, the split, the
+choice of tags to train (:func:`select_tags`), the report and its table, and the saving of the
+pack (:func:`save_pack`). Which base pack, and scoring the reviewed tracks it has not scored,
+come first (:mod:`trainer.finetune_prepare`).
 """
 
 from __future__ import annotations
@@ -22,9 +27,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,20 +38,18 @@ from moodlib import vocabulary
 from moodlib.library.catalog import Catalog
 from moodlib.packs import Head, Pack
 from moodlib.packstore import PackStore
+from moodlib.progress import Progress, ProgressCallback, raise_if_cancelled, report
+from trainer.finetune_prepare import FinetuneError, check_base, new_pack_name
 
 HELD_OUT_FRACTION = 0.2  # whole groups go to the held-out side until it has this share
 MIN_LABELS_PER_CLASS = 3  # a tag gets a head with at least this many positives and negatives
 WEIGHT_DECAY = 1e-2
 
-ProgressCallback = Callable[[str, float], None]
-
-
-class FinetuneError(Exception):
-    """Not enough corrections, or no embeddings to learn from."""
-
-
-class Cancelled(Exception):
-    """The user cancelled the fine-tuning."""
+READING = "reading your decisions"  # the stages, as progress texts
+FITTING = "fitting the personal pack"
+SAVED = "saved"
+TOO_FEW = "too few labels: base scores kept"  # why a labelled tag is not trained
+NOT_COVERED = "not covered by the base networks: not trained (the fast path can learn it)"
 
 
 @dataclass
@@ -84,12 +85,16 @@ class TagReport:
 
 @dataclass
 class FinetuneResult:
+    """What a fine-tuning learned and how it measured: per labelled tag a ``TagReport``,
+    ``not_trained`` (tag -> why not), the tags beyond the 56 with their label counts."""
+
     pack: Pack | None
     reports: list[TagReport]
     extra_tags: dict[str, int]
     seconds: float
     train_tracks: int
     held_out_tracks: int
+    not_trained: dict[str, str] = field(default_factory=dict)
 
     def macro(self, key: str) -> float | None:
         """Mean of ``key`` (e.g. ``base_pr_auc``) over the tags where base and personal both
@@ -115,7 +120,7 @@ class FinetuneResult:
 
         for r in self.reports:
             held = f"{r.held_out_positives}+{r.held_out_negatives}"
-            note = "" if r.trained else "  (too few labels: base scores kept)"
+            note = f"  ({self.not_trained[r.tag]})" if r.tag in self.not_trained else ""
             lines.append(
                 f"{r.tag:<14} {r.positives:>4} {r.negatives:>4}  {held:>8}  "
                 f"{fmt(r.base_pr_auc):>11} {fmt(r.personal_pr_auc):>8}  "
@@ -126,9 +131,14 @@ class FinetuneResult:
             f"{fmt(self.macro('personal_pr_auc')):>8}  {fmt(self.macro('base_roc_auc')):>12} "
             f"{fmt(self.macro('personal_roc_auc')):>8}"
         )
-        for tag, count in sorted(self.extra_tags.items()):
-            lines.append(f"{tag!r}: {count} labels not learned (only the 56 tags can be)")
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes())
+
+    def notes(self) -> list[str]:
+        """The lines under the table: the tags beyond the 56 that were not learned."""
+        return [
+            f"{tag!r}: {count} labels not learned (only the 56 tags can be)"
+            for tag, count in sorted(self.extra_tags.items())
+        ]
 
 
 def held_out_mask(groups: list[str], fraction: float = HELD_OUT_FRACTION) -> np.ndarray:
@@ -159,12 +169,10 @@ def _group(track) -> str:
 
 def corrections_from_catalog(catalog: Catalog, base: Pack) -> Corrections:
     """Every track with at least one decision and a cached embedding from ``base``."""
-    rows = catalog.iter_rows("SELECT DISTINCT track_id FROM decisions ORDER BY track_id")
     ids, groups, embeddings, scores, labels, known = [], [], [], [], [], []
     extra: dict[str, int] = {}
     missing = 0
-    for row in rows:
-        track_id = row["track_id"]
+    for track_id in catalog.reviewed_track_ids():
         embedding = catalog.embedding(track_id, base.name)
         base_scores = catalog.prediction(track_id, base.name)
         decisions = catalog.decisions(track_id)
@@ -242,11 +250,9 @@ def fit_head(
 
     rounds = max(1, max_iterations // 20)
     for i in range(rounds):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
+        raise_if_cancelled(cancel)
         optimiser.step(closure)
-        if progress:
-            progress("fitting", (i + 1) / rounds)
+        report(progress, Progress.fraction((i + 1) / rounds, FITTING))
     # Fold the standardisation into the weights so the head takes raw embeddings.
     w = (weight.detach() / std).numpy()
     b = (bias.detach() - (weight.detach() * mean / std).sum(1)).numpy()
@@ -265,13 +271,7 @@ def _auc(labels: np.ndarray, scores: np.ndarray, metric) -> float | None:
 
 
 def tag_reports(
-    data: Corrections,
-    held: np.ndarray,
-    positives: np.ndarray,
-    negatives: np.ndarray,
-    trainable: list[int],
-    base_scores: np.ndarray,
-    personal: np.ndarray,
+    data: Corrections, chosen: TagSelection, base_scores: np.ndarray, personal: np.ndarray
 ) -> list[TagReport]:
     """Per labelled tag: training label counts and, for trained tags, the held-out PR-AUC and
     ROC-AUC of the base and the personal scores."""
@@ -280,19 +280,67 @@ def tag_reports(
         labelled = data.known[:, i]
         if not labelled.any():
             continue
-        test = labelled & held
+        test = labelled & chosen.held
         truth = data.labels[test, i]
-        report = TagReport(
-            tag, int(positives[i]), int(negatives[i]), i in trainable,
+        trained = i in chosen.trainable
+        row = TagReport(
+            tag, int(chosen.positives[i]), int(chosen.negatives[i]), trained,
             int(truth.sum()), int(len(truth) - truth.sum()),
         )  # fmt: skip
-        if i in trainable:
-            report.base_pr_auc = _auc(truth, base_scores[test, i], average_precision_score)
-            report.base_roc_auc = _auc(truth, base_scores[test, i], roc_auc_score)
-            report.personal_pr_auc = _auc(truth, personal[test, i], average_precision_score)
-            report.personal_roc_auc = _auc(truth, personal[test, i], roc_auc_score)
-        reports.append(report)
+        if trained:
+            row.base_pr_auc = _auc(truth, base_scores[test, i], average_precision_score)
+            row.base_roc_auc = _auc(truth, base_scores[test, i], roc_auc_score)
+            row.personal_pr_auc = _auc(truth, personal[test, i], average_precision_score)
+            row.personal_roc_auc = _auc(truth, personal[test, i], roc_auc_score)
+        reports.append(row)
     return reports
+
+
+@dataclass
+class TagSelection:
+    """The split and the tags to train: ``held``/``train`` masks over the labelled tracks,
+    training label counts per tag, the tag columns to train, and why the other labelled tags
+    are not trained."""
+
+    held: np.ndarray
+    train: np.ndarray
+    positives: np.ndarray
+    negatives: np.ndarray
+    trainable: list[int]
+    not_trained: dict[str, str]
+
+
+def select_tags(
+    data: Corrections, *, covered_by: Pack | None = None, too_few: str = TOO_FEW
+) -> TagSelection:
+    """Split the tracks (whole albums held out; a single album: its tracks) and pick the tags
+    with ``MIN_LABELS_PER_CLASS`` positives and negatives on the training side, among those
+    ``covered_by`` predicts when given (the full path trains only the base networks' outputs).
+    Raises :class:`FinetuneError` when no tag qualifies."""
+    held = data.held_out_mask()
+    if not held.any():
+        held = held_out_mask([str(t) for t in data.track_ids])
+    train = ~held
+    positives = (data.labels * data.known)[train].sum(0).astype(int)
+    negatives = ((1 - data.labels) * data.known)[train].sum(0).astype(int)
+    covered = set(covered_by.covered) if covered_by is not None else set(vocabulary.TAGS)
+    trainable, not_trained = [], {}
+    for i, tag in enumerate(vocabulary.TAGS):
+        if not data.known[:, i].any():
+            continue
+        if tag not in covered:
+            not_trained[tag] = NOT_COVERED
+        elif positives[i] >= MIN_LABELS_PER_CLASS and negatives[i] >= MIN_LABELS_PER_CLASS:
+            trainable.append(i)
+        else:
+            not_trained[tag] = too_few
+    if not trainable:
+        which = f"a tag {covered_by.name} covers" if covered_by is not None else "a tag"
+        raise FinetuneError(
+            f"not enough corrections yet: {which} needs {MIN_LABELS_PER_CLASS} accepted and "
+            f"{MIN_LABELS_PER_CLASS} rejected tracks"
+        )
+    return TagSelection(held, train, positives, negatives, trainable, not_trained)
 
 
 def finetune(
@@ -305,34 +353,20 @@ def finetune(
     progress: ProgressCallback | None = None,
     write: bool = True,
 ) -> FinetuneResult:
-    """Learn the personal head from the catalog's decisions and (optionally) save the pack."""
-    started = time.perf_counter()
-    if base.head is not None:
-        # A personal pack's scores already hold its head: learn anew from its base pack, on
-        # all the decisions (a head on a head would drop the first one's corrections).
-        base = store.get(base.provenance["base_pack"])
-    if base.embedding_member is None:
-        raise FinetuneError(f"{base.name} stores no embeddings, so it cannot be personalised")
-    if progress:
-        progress("reading corrections", 0.0)
-    data = corrections_from_catalog(catalog, base)
-    held = data.held_out_mask()
-    if not held.any():
-        # A single album: split its tracks instead.
-        held = held_out_mask([str(t) for t in data.track_ids])
-    train = ~held
+    """Learn the personal head of ``base`` from the catalog's decisions and (``write``) save
+    the pack as ``name`` (by default ``new_pack_name``).
 
-    positives = (data.labels * data.known)[train].sum(0).astype(int)
-    negatives = ((1 - data.labels) * data.known)[train].sum(0).astype(int)
-    trainable = [
-        i for i in range(56)
-        if positives[i] >= MIN_LABELS_PER_CLASS and negatives[i] >= MIN_LABELS_PER_CLASS
-    ]  # fmt: skip
-    if not trainable:
-        raise FinetuneError(
-            f"not enough corrections yet: a tag needs {MIN_LABELS_PER_CLASS} accepted and "
-            f"{MIN_LABELS_PER_CLASS} rejected tracks"
-        )
+    ``base`` is a pack ``trainer.finetune_prepare.choose_base`` gives (no head, embeddings
+    stored); the reviewed tracks without its embeddings are left out (``prepare`` scores them
+    first). Raises :class:`FinetuneError` when there is nothing to learn, and
+    ``moodlib.progress.Cancelled`` when ``cancel`` is set before the pack is saved.
+    """
+    started = time.perf_counter()
+    check_base(base)
+    report(progress, Progress.fraction(0.0, READING))
+    data = corrections_from_catalog(catalog, base)
+    chosen = select_tags(data)
+    train, trainable = chosen.train, chosen.trainable
     base_scores = base_scores_for(data.base_scores, base)
     w, b = fit_head(
         data.embeddings[train], base_scores[train][:, trainable], data.labels[train][:, trainable],
@@ -341,17 +375,31 @@ def finetune(
 
     personal = base_scores.copy()
     personal[:, trainable] = _scores(base_scores[:, trainable], data.embeddings, w, b)
-    reports = tag_reports(data, held, positives, negatives, trainable, base_scores, personal)
-
-    pack = None
-    if write:
-        pack = _save_pack(store, base, name, trainable, w, b, data, reports, held)
-    if progress:
-        progress("done", 1.0)
-    return FinetuneResult(
-        pack, reports, data.extra_tags, time.perf_counter() - started,
-        int(train.sum()), int(held.sum()),
+    reports = tag_reports(data, chosen, base_scores, personal)
+    result = FinetuneResult(
+        None, reports, data.extra_tags, 0.0, int(train.sum()), int(chosen.held.sum()),
+        chosen.not_trained,
     )  # fmt: skip
+    if write:
+        tags = tuple(vocabulary.TAGS[i] for i in trainable)
+        thresholds = dict(base.thresholds)
+        thresholds.update(dict.fromkeys(tags, 0.5))  # the head is calibrated on the user's labels
+        head = {
+            "weight": torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)),
+            "bias": torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)),
+        }
+        result.pack = save_pack(
+            store, base, name, data, result, cancel=cancel,
+            weights={"personal_head.safetensors": head},
+            description=f"{base.name} personalised on {len(data.track_ids)} reviewed tracks",
+            provenance={"method": "residual logistic head on pooled embeddings (trainer.finetune)"},
+            covered=[t for t in vocabulary.TAGS if t in base.covered or t in tags],
+            thresholds=thresholds,
+            head=Head("personal_head.safetensors", tags).to_dict(),
+        )  # fmt: skip
+    report(progress, Progress.fraction(1.0, SAVED if write else "done"))
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def base_scores_for(scores: np.ndarray, base: Pack) -> np.ndarray:
@@ -360,44 +408,42 @@ def base_scores_for(scores: np.ndarray, base: Pack) -> np.ndarray:
     return np.where(covered, scores, np.nan)
 
 
-def _save_pack(store, base, name, trainable, w, b, data, reports, held) -> Pack:
-    tags = tuple(vocabulary.TAGS[i] for i in trainable)
-    name = name or time.strftime("personal-%Y%m%d-%H%M")
-    manifest = base.manifest()
-    thresholds = dict(base.thresholds)
-    thresholds.update(dict.fromkeys(tags, 0.5))  # the head is calibrated on the user's labels
-    covered = [t for t in vocabulary.TAGS if t in base.covered or t in tags]
-    manifest.update(
-        name=name,
-        version=time.strftime("%Y%m%d.%H%M"),
-        description=f"{base.name} personalised on {len(data.track_ids)} reviewed tracks",
-        covered=covered,
-        thresholds=thresholds,
-        head=Head("personal_head.safetensors", tags).to_dict(),
-        provenance={
-            "base_pack": base.name,
-            "base_version": base.version,
-            "method": "residual logistic head on pooled embeddings (trainer.finetune)",
-            "reviewed_tracks": len(data.track_ids),
-            "held_out_tracks": int(held.sum()),
-            "extra_tags_not_learned": data.extra_tags,
-            "per_tag": [r.__dict__ for r in reports],
-        },
-    )
-    weights = {member.weights: _state(base, member.weights) for member in base.members}
-    weights["personal_head.safetensors"] = {
-        "weight": torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)),
-        "bias": torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)),
+def save_pack(
+    store: PackStore,
+    base: Pack,
+    name: str | None,
+    data: Corrections,
+    result: FinetuneResult,
+    *,
+    weights: dict[str, dict[str, torch.Tensor]],
+    description: str,
+    provenance: dict,
+    cancel: threading.Event | None = None,
+    **manifest: object,
+) -> Pack:
+    """Install a personal pack learned on ``base``: its manifest with ``manifest``'s entries
+    changed, the new or changed weight files ``weights``, the base pack's other files copied,
+    and a provenance record (the base, the label counts, the per-tag report, plus
+    ``provenance``). Named ``name``, by default ``new_pack_name``.
+
+    Raises ``moodlib.progress.Cancelled`` when ``cancel`` is set: the last moment a
+    cancel is honoured, since afterwards the pack is there.
+    """
+    raise_if_cancelled(cancel)
+    name = name or new_pack_name(store)
+    record = {
+        "base_pack": base.name,
+        "base_version": base.version,
+        **provenance,
+        "reviewed_tracks": len(data.track_ids),
+        "held_out_tracks": result.held_out_tracks,
+        "extra_tags_not_learned": data.extra_tags,
+        "per_tag": [r.__dict__ for r in result.reports],
     }
-    extra = {
-        f: base.root / f
-        for f in base.files
-        if f not in weights and f != "personal_head.safetensors"
-    }
-    return store.add(name, manifest, weights, extra)
-
-
-def _state(base: Pack, filename: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(Path(base.root) / filename), device="cpu")
+    changed = base.manifest()
+    changed.update(
+        name=name, version=time.strftime("%Y%m%d.%H%M"), description=description,
+        provenance=record, **manifest,
+    )  # fmt: skip
+    extra = {f: base.root / f for f in base.files if f not in weights}
+    return store.add(name, changed, weights, extra)

@@ -2,8 +2,10 @@
 
 For users with many corrections and a GPU. The labels, the known-label mask and the album
 split are the fast path's (:func:`trainer.finetune.corrections_from_catalog`,
-:func:`trainer.finetune.held_out_mask`): an accepted or added tag is a positive, a rejected
-one a negative, everything else is masked out; no album is on both sides.
+:func:`trainer.finetune.select_tags`): an accepted or added tag is a positive, a rejected
+one a negative, everything else is masked out; no album is on both sides. So are the report,
+its table and the saving of the pack (:func:`trainer.finetune.save_pack`); the base pack and
+the scoring of reviewed tracks it has not scored come first (:mod:`trainer.finetune_prepare`).
 
 What happens:
 
@@ -15,10 +17,10 @@ What happens:
    SpecAugment (two time and two frequency masks, half of the examples) and then mixup
    (CP-JKU's per-example ``lambda``, alpha 0.3) from :class:`trainer.data.augment.
    Augmentation`.
-3. All members of the base pack train jointly through the projection the Tagger scores with:
-   each member's sigmoid outputs go through its (outputs x 56) projection matrix (ensemble
-   weights or the pack's ``tag_map``), summed and divided by the column weights, which gives
-   the Tagger's weighted mean per tag. The loss is the masked focal loss
+3. All members of the base pack train jointly through the Tagger's own ensemble
+   (:meth:`moodlib.inference.Tagger.ensemble`): each member's sigmoid outputs vote through its
+   projection (ensemble weights or the pack's ``tag_map``), and a tag's probability is the
+   weighted mean of the votes. The loss is the masked focal loss
    (:class:`trainer.losses.FocalLoss`, gamma 2, alpha 0.5 rather than the papers' 0.25: a
    user's accepts and rejects are not the long-tailed positives of MTG-Jamendo) on the logit
    of that mean, over the trained tags' known labels only.
@@ -40,7 +42,7 @@ covers it and the training side holds :data:`trainer.finetune.MIN_LABELS_PER_CLA
 and negatives; a tag the base pack does not cover has no output in its networks to train, so it
 is reported as not trained (the fast path's residual head can learn it). A base pack that is
 itself a fast-path personal pack (it has a head) is refused: its head reads the embedding that
-this path changes; fine-tune its base instead.
+this path changes (``prepare`` fine-tunes its base instead).
 
 Every tag's score moves, trained or not: the members' layers are shared by all their outputs.
 
@@ -52,10 +54,11 @@ lowers the training loss. It pays off with hundreds of corrections and a GPU.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +67,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from moodlib import vocabulary
 from moodlib.audio.decode import DecodeError
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
@@ -72,19 +74,20 @@ from moodlib.packs import Pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import read_track
 from moodlib.prefetch import read_ahead
+from moodlib.progress import Progress, ProgressCallback, raise_if_cancelled, report
 from trainer.data.augment import Augmentation, SpecAugment, crop, crop_start
 from trainer.finetune import (
-    MIN_LABELS_PER_CLASS,
-    Cancelled,
+    READING,
+    SAVED,
     Corrections,
-    FinetuneError,
     FinetuneResult,
-    ProgressCallback,
     base_scores_for,
     corrections_from_catalog,
-    held_out_mask,
+    save_pack,
+    select_tags,
     tag_reports,
 )
+from trainer.finetune_prepare import FinetuneError, check_base
 from trainer.losses import FocalLoss
 from trainer.processes import autocast_for
 from trainer.strategies.base import TrainingLoss
@@ -101,7 +104,6 @@ EVAL_TRACKS = 8  # tracks per Tagger call when scoring
 EPSILON = 1e-6  # probabilities are clipped to [eps, 1 - eps] before the logit
 
 METHOD = "full fine-tune of the base networks (trainer.finetune_full)"
-NOT_COVERED = "not covered by the base networks: not trained (the fast path can learn it)"
 TOO_FEW = "too few labels: not trained"
 
 
@@ -112,7 +114,6 @@ class FullFinetuneResult(FinetuneResult):
     ``epoch_losses``: mean (augmented) batch loss of each epoch. ``train_loss_before`` and
     ``train_loss_after``: the masked focal loss of the track scores (segment-averaged, no
     augmentation) on the training tracks, with the base pack's and the fine-tuned networks.
-    ``not_trained``: tag -> why it was not trained.
     """
 
     epochs: int = 0
@@ -120,17 +121,10 @@ class FullFinetuneResult(FinetuneResult):
     epoch_seconds: list[float] = field(default_factory=list)
     train_loss_before: float | None = None
     train_loss_after: float | None = None
-    not_trained: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)  # path -> decode error
 
-    def table(self) -> str:
-        lines = super().table().splitlines()
-        for index, line in enumerate(lines):
-            tag = line.split(" ", 1)[0]
-            if tag in self.not_trained:
-                base_note = line.find("  (too few labels")
-                line = line[:base_note] if base_note >= 0 else line
-                lines[index] = f"{line}  ({self.not_trained[tag]})"
+    def notes(self) -> list[str]:
+        lines = super().notes()
         if self.train_loss_before is not None and self.train_loss_after is not None:
             lines.append(
                 f"training loss {self.train_loss_before:.4f} (base) -> "
@@ -138,7 +132,7 @@ class FullFinetuneResult(FinetuneResult):
             )
         for path, error in sorted(self.unreadable.items()):
             lines.append(f"{path}: not decoded ({error}), left out")
-        return "\n".join(lines)
+        return lines
 
 
 def finetune_full(
@@ -159,46 +153,20 @@ def finetune_full(
 ) -> FullFinetuneResult:
     """Fine-tune every member of ``base`` on the catalog's decisions; optionally save the pack.
 
-    Raises :class:`FinetuneError` when there is nothing to learn (no reviewed tracks scanned
-    with ``base``, no covered tag with enough labels, ``base`` has a personal head) and
-    :class:`Cancelled` when ``cancel`` is set (checked between tracks and between steps);
-    nothing is written then.
+    ``base`` is a pack ``trainer.finetune_prepare.choose_base`` gives. Raises
+    :class:`FinetuneError` when there is nothing to learn (no reviewed tracks scanned with
+    ``base``, no covered tag with enough labels, ``base`` has a personal head) and
+    ``moodlib.progress.Cancelled`` when ``cancel`` is set (checked between tracks and between
+    steps, and last before the pack is saved); nothing is written then.
     """
     started = time.perf_counter()
     epochs = EPOCHS if epochs is None else int(epochs)
     if epochs < 1:
         raise FinetuneError(f"epochs must be at least 1, not {epochs}")
-    if base.head is not None:
-        origin = base.provenance.get("base_pack", "its base pack")
-        raise FinetuneError(
-            f"{base.name} is a personal pack with a head on its embeddings; the full path "
-            f"changes those embeddings: fine-tune {origin} instead"
-        )
-    _report(progress, "reading corrections", 0.0)
+    check_base(base)
+    report(progress, Progress.fraction(0.0, READING))
     data = corrections_from_catalog(catalog, base)
-    held = data.held_out_mask()
-    if not held.any():  # a single album: split its tracks instead, as the fast path does
-        held = held_out_mask([str(t) for t in data.track_ids])
-    train = ~held
-
-    positives = (data.labels * data.known)[train].sum(0).astype(int)
-    negatives = ((1 - data.labels) * data.known)[train].sum(0).astype(int)
-    covered = {vocabulary.TAG_INDEX[t] for t in base.covered}
-    trainable, not_trained = [], {}
-    for i, tag in enumerate(vocabulary.TAGS):
-        if not data.known[:, i].any():
-            continue
-        if i not in covered:
-            not_trained[tag] = NOT_COVERED
-        elif positives[i] >= MIN_LABELS_PER_CLASS and negatives[i] >= MIN_LABELS_PER_CLASS:
-            trainable.append(i)
-        else:
-            not_trained[tag] = TOO_FEW
-    if not trainable:
-        raise FinetuneError(
-            f"not enough corrections yet: a tag {base.name} covers needs "
-            f"{MIN_LABELS_PER_CLASS} accepted and {MIN_LABELS_PER_CLASS} rejected tracks"
-        )
+    chosen = select_tags(data, covered_by=base, too_few=TOO_FEW)
 
     tagger = Tagger(base, device=device)
     with tempfile.TemporaryDirectory(prefix="moodlib-finetune-") as cache:
@@ -206,14 +174,14 @@ def finetune_full(
             catalog, data, tagger, Path(cache), workers, cancel, progress
         )
         readable = np.array([m is not None for m in mels])
-        train &= readable
-        held &= readable
-        if not train.any():
+        chosen = dataclasses.replace(
+            chosen, train=chosen.train & readable, held=chosen.held & readable
+        )
+        if not chosen.train.any():
             raise FinetuneError("none of the reviewed training tracks could be decoded")
-        models = tagger.models
         loss = TrainingLoss(FocalLoss(alpha=FOCAL_ALPHA, gamma=FOCAL_GAMMA))
         epoch_losses, epoch_seconds = _train(
-            tagger, models, mels, data, np.flatnonzero(train), trainable, loss,
+            tagger, mels, data, np.flatnonzero(chosen.train), chosen.trainable, loss,
             epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
             cancel=cancel, progress=progress,
         )  # fmt: skip
@@ -222,40 +190,25 @@ def finetune_full(
         personal[scored] = _score(tagger, [mels[i] for i in scored], cancel, progress)
 
     base_scores = base_scores_for(data.base_scores, base)
-    columns = np.array(trainable)
-    rows = np.flatnonzero(train)
-    before = _track_loss(loss, base_scores, data, rows, columns)
-    after = _track_loss(loss, personal, data, rows, columns)
-
-    reports = tag_reports(data, held, positives, negatives, trainable, base_scores, personal)
-
+    columns = np.array(chosen.trainable)
+    rows = np.flatnonzero(chosen.train)
     result = FullFinetuneResult(
-        None, reports, data.extra_tags, 0.0, int(train.sum()), int(held.sum()),
+        None, tag_reports(data, chosen, base_scores, personal), data.extra_tags, 0.0,
+        int(chosen.train.sum()), int(chosen.held.sum()), chosen.not_trained,
         epochs=epochs, epoch_losses=epoch_losses, epoch_seconds=epoch_seconds,
-        train_loss_before=before, train_loss_after=after, not_trained=not_trained,
+        train_loss_before=_track_loss(loss, base_scores, data, rows, columns),
+        train_loss_after=_track_loss(loss, personal, data, rows, columns),
         unreadable=unreadable,
     )  # fmt: skip
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
     if write:
         settings = {
             "device": str(tagger.device), "seed": seed, "learning_rate": learning_rate,
             "batch_size": batch_size,
         }  # fmt: skip
-        result.pack = _save_pack(store, base, name, models, data, result, settings)
-    _report(progress, "done", 1.0)
+        result.pack = _save(store, base, name, tagger.models, data, result, settings, cancel)
+    report(progress, Progress.fraction(1.0, SAVED if write else "done"))
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _report(progress: ProgressCallback | None, stage: str, fraction: float) -> None:
-    if progress is not None:
-        progress(stage, fraction)
-
-
-def _check(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -283,13 +236,13 @@ def _decode_all(
         except Exception as error:  # one unreadable file is that file's problem only
             return f"{type(error).__name__}: {error}"
 
-    _check(cancel)
-    _report(progress, "decoding", 0.0)
+    raise_if_cancelled(cancel)
+    report(progress, Progress.fraction(0.0, "decoding"))
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
     try:
         # A few files ahead, not the whole library: decoded audio is large.
         for index, decoded in enumerate(read_ahead(pool, decode, paths, 2 * max(1, workers))):
-            _check(cancel)
+            raise_if_cancelled(cancel)
             if isinstance(decoded, str):
                 unreadable[paths[index]] = decoded
                 mels.append(None)
@@ -299,7 +252,7 @@ def _decode_all(
                 file = cache / f"{index}.npy"
                 np.save(file, mel)
                 mels.append(np.load(file, mmap_mode="r"))
-            _report(progress, "decoding", (index + 1) / len(paths))
+            report(progress, Progress.fraction((index + 1) / len(paths), "decoding"))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return mels, unreadable
@@ -308,32 +261,10 @@ def _decode_all(
 # -- training ---------------------------------------------------------------------------------
 
 
-def _projection(
-    tagger: Tagger, columns: Sequence[int]
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The Tagger's member -> tag matrices restricted to ``columns``, and the column weights
-    (the same matrices ``Tagger.predict_mels`` scores with)."""
-    index = torch.as_tensor(list(columns), device=tagger.device)
-    restricted = {name: matrix[:, index] for name, matrix in tagger._projections.items()}
-    norm = torch.as_tensor(tagger._norm[list(columns)], dtype=torch.float32, device=tagger.device)
-    return restricted, norm
-
-
-def _tag_logits(
-    models: dict[str, nn.Module],
-    inputs: torch.Tensor,
-    projections: dict[str, torch.Tensor],
-    norm: torch.Tensor,
-    autocast: Callable[[], object] | None,
-) -> torch.Tensor:
-    """Logits of the Tagger's ensemble score for the projected tags, differentiably."""
-    total = None
-    for name, model in models.items():
-        with autocast() if autocast else contextlib.nullcontext():
-            member_logits = model(inputs)
-        part = torch.sigmoid(member_logits.float()) @ projections[name]
-        total = part if total is None else total + part
-    probability = (total / norm).clamp(EPSILON, 1 - EPSILON)
+def _tag_logits(tagger: Tagger, inputs: torch.Tensor, columns: list[int], autocast) -> torch.Tensor:
+    """Logits of the Tagger's ensemble probability of the tags ``columns``, differentiably."""
+    probability = tagger.ensemble(inputs, tags=columns, autocast=autocast)[0]
+    probability = probability.clamp(EPSILON, 1 - EPSILON)
     return torch.log(probability) - torch.log1p(-probability)
 
 
@@ -365,7 +296,6 @@ def _train_mode(models: dict[str, nn.Module]) -> None:
 
 def _train(
     tagger: Tagger,
-    models: dict[str, nn.Module],
     mels: list[np.ndarray | None],
     data: Corrections,
     rows: np.ndarray,
@@ -379,8 +309,9 @@ def _train(
     cancel: threading.Event | None,
     progress: ProgressCallback | None,
 ) -> tuple[list[float], list[float]]:
-    """Fine-tune ``models`` in place; the mean batch loss and the seconds of each epoch."""
-    device = tagger.device
+    """Fine-tune the Tagger's members in place; the mean batch loss and the seconds of each
+    epoch."""
+    device, models = tagger.device, tagger.models
     frames = tagger.pack.segmenting.frames
     n_mels = int(tagger.pack.frontend.get("n_mels", mels[rows[0]].shape[0]))
     rows_in = mels[rows[0]].shape[0]
@@ -392,8 +323,7 @@ def _train(
         mixup=dict(MIXUP) if len(rows) > 1 else None,
         spec_rows=n_mels if rows_in > n_mels else None,
     )  # fmt: skip
-    projections, norm = _projection(tagger, columns)
-    autocast = autocast_for(device)
+    autocast = autocast_for(device) or contextlib.nullcontext
     if device.type == "cuda":
         for model in models.values():
             model.to(memory_format=torch.channels_last)
@@ -411,12 +341,12 @@ def _train(
         try:
             for epoch in range(epochs):
                 stage = f"training, epoch {epoch + 1}/{epochs}"
-                _report(progress, stage, epoch / epochs)
+                report(progress, Progress.fraction(epoch / epochs, stage))
                 epoch_start = time.perf_counter()
                 order = rows[torch.randperm(len(rows)).numpy()]
                 values = []
                 for step in range(steps_per_epoch):
-                    _check(cancel)
+                    raise_if_cancelled(cancel)
                     picked = order[step * batch_size : (step + 1) * batch_size]
                     pieces = []
                     for i in picked:
@@ -428,14 +358,14 @@ def _train(
                         masks[picked].to(device),
                     )
                     inputs, batch_targets, batch_mask = augmentation(*batch)
-                    logits = _tag_logits(models, inputs, projections, norm, autocast)
+                    logits = _tag_logits(tagger, inputs, columns, autocast)
                     value = loss(logits, batch_targets, batch_mask)
                     optimizer.zero_grad(set_to_none=True)
                     value.backward()
                     optimizer.step()
                     values.append(float(value.detach()))
                     done = epoch * steps_per_epoch + step + 1
-                    _report(progress, stage, done / total_steps)
+                    report(progress, Progress.fraction(done / total_steps, stage))
                 epoch_losses.append(float(np.mean(values)))
                 epoch_seconds.append(time.perf_counter() - epoch_start)
         finally:
@@ -456,10 +386,11 @@ def _score(
     """Track scores ``(tracks, 56)`` from the Tagger (its segments, members and averaging)."""
     scores = []
     for start in range(0, len(mels), EVAL_TRACKS):
-        _check(cancel)
+        raise_if_cancelled(cancel)
         chunk = [torch.from_numpy(np.array(m)) for m in mels[start : start + EVAL_TRACKS]]
         scores += [p.scores for p in tagger.predict_mels(chunk)]
-        _report(progress, "evaluating", min(1.0, (start + EVAL_TRACKS) / len(mels)))
+        done = min(1.0, (start + EVAL_TRACKS) / len(mels))
+        report(progress, Progress.fraction(done, "evaluating"))
     return np.stack(scores)
 
 
@@ -477,7 +408,7 @@ def _track_loss(
 # -- the pack ---------------------------------------------------------------------------------
 
 
-def _save_pack(
+def _save(
     store: PackStore,
     base: Pack,
     name: str | None,
@@ -485,56 +416,46 @@ def _save_pack(
     data: Corrections,
     result: FullFinetuneResult,
     settings: dict,
+    cancel: threading.Event | None,
 ) -> Pack:
-    name = name or time.strftime("personal-%Y%m%d-%H%M")
-    manifest = base.manifest()
-    counts = {r.tag: {"positives": r.positives, "negatives": r.negatives} for r in result.reports}
-    manifest.update(
-        name=name,
-        version=time.strftime("%Y%m%d.%H%M"),
-        description=(
-            f"{base.name} fine-tuned end to end on {result.train_tracks} of "
-            f"{len(data.track_ids)} reviewed tracks"
-        ),
-        provenance={
-            "base_pack": base.name,
-            "base_version": base.version,
-            "method": METHOD,
-            "epochs": result.epochs,
-            **settings,
-            "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
-            "loss": f"masked focal loss (alpha {FOCAL_ALPHA}, gamma {FOCAL_GAMMA})",
-            "augmentation": {
-                "mixup": MIXUP,
-                "specaugment": {
-                    "time_masks": 2,
-                    "freq_masks": 2,
-                    "probability": SPECAUGMENT_PROBABILITY,
-                },
-            },
-            "batch_norm": "frozen (the base pack's statistics)",
-            "reviewed_tracks": len(data.track_ids),
-            "train_tracks": result.train_tracks,
-            "held_out_tracks": result.held_out_tracks,
-            "unreadable_tracks": len(result.unreadable),
-            "label_counts": counts,
-            "trained_tags": [r.tag for r in result.reports if r.trained],
-            "not_trained": result.not_trained,
-            "extra_tags_not_learned": data.extra_tags,
-            "train_loss": {
-                "base": result.train_loss_before,
-                "fine_tuned": result.train_loss_after,
-                "per_epoch": result.epoch_losses,
-            },
-            "per_tag": [r.__dict__ for r in result.reports],
-        },
-    )
+    """The pack: the base with the fine-tuned member weights, and how they were trained."""
     weights = {}
     for member in base.members:
         state = models[member.name].state_dict()
         weights[member.weights] = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    extra = {f: base.root / f for f in base.files if f not in weights}
-    return store.add(name, manifest, weights, extra)
+    counts = {r.tag: {"positives": r.positives, "negatives": r.negatives} for r in result.reports}
+    provenance = {
+        "method": METHOD,
+        "epochs": result.epochs,
+        **settings,
+        "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
+        "loss": f"masked focal loss (alpha {FOCAL_ALPHA}, gamma {FOCAL_GAMMA})",
+        "augmentation": {
+            "mixup": MIXUP,
+            "specaugment": {
+                "time_masks": 2, "freq_masks": 2, "probability": SPECAUGMENT_PROBABILITY,
+            },
+        },
+        "batch_norm": "frozen (the base pack's statistics)",
+        "train_tracks": result.train_tracks,
+        "unreadable_tracks": len(result.unreadable),
+        "label_counts": counts,
+        "trained_tags": [r.tag for r in result.reports if r.trained],
+        "not_trained": result.not_trained,
+        "train_loss": {
+            "base": result.train_loss_before,
+            "fine_tuned": result.train_loss_after,
+            "per_epoch": result.epoch_losses,
+        },
+    }  # fmt: skip
+    description = (
+        f"{base.name} fine-tuned end to end on {result.train_tracks} of "
+        f"{len(data.track_ids)} reviewed tracks"
+    )
+    return save_pack(
+        store, base, name, data, result, weights=weights, description=description,
+        provenance=provenance, cancel=cancel,
+    )  # fmt: skip
 
 
 __all__ = ["FullFinetuneResult", "finetune_full"]

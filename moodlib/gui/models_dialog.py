@@ -247,7 +247,7 @@ def pack_origin(pack: Pack) -> str:
     """The pack's origin: shipped, installed, or "personal, from <base>"."""
     if pack.builtin:
         return "shipped"
-    base = operations.base_pack_name(pack)
+    base = pack.personal_base
     return f"personal, from {base}" if base else "installed"
 
 
@@ -257,7 +257,7 @@ def pack_description(pack: Pack) -> str:
     members = ", ".join(f"{m.architecture} (weight {m.weight:g})" for m in pack.members)
     uncovered = [t for t in vocabulary.TAGS if t not in pack.covered]
     provenance = pack.provenance
-    base = operations.base_pack_name(pack)
+    base = pack.personal_base
     learned_on = ""
     if base:
         learned_on = (

@@ -9,7 +9,6 @@ and the fine-tuner ``trainer.finetune``. None of them touches Qt.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ import numpy as np
 import torch
 
 from moodlib import config
-from moodlib.audio.decode import DecodeError
 from moodlib.audio.frontend import mel_frequencies
 from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
@@ -30,7 +28,7 @@ from moodlib.packs import Pack, PackError, verify_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import ScanResult, read_track, scan
 from moodlib.playlists import Playlist, write_playlists
-from moodlib.progress import Progress, ProgressCallback
+from moodlib.progress import Cancelled, Progress, ProgressCallback
 from moodlib.vocabulary import tags_to_write
 
 if TYPE_CHECKING:
@@ -276,41 +274,21 @@ def import_checkpoint(
 # -- retraining on the user's corrections --------------------------------------------------
 
 
-def base_pack_name(pack: Pack) -> str | None:
-    """The pack a personal pack was learned on (None: ``pack`` is not a personal pack)."""
-    base = pack.provenance.get("base_pack")
-    return str(base) if pack.head is not None and base else None
-
-
 def retrain_base(pack: Pack | None, store: PackStore | None = None) -> tuple[Pack | None, str]:
-    """The pack to fine-tune when ``pack`` is active, and a sentence saying so (or why not).
+    """The pack a retraining fine-tunes when ``pack`` is active (``trainer.finetune_prepare.
+    choose_base``: a personal pack is retrained from its own base, on all the decisions), and
+    a sentence saying so, or why there is none. Reads manifests only: the UI thread asks it."""
+    from trainer.finetune_prepare import FinetuneError, choose_base
 
-    A personal pack is retrained from its own base, on all the decisions: the fine-tuner
-    learns one correction on top of a pack without a head.
-    """
     if pack is None:
         return None, "Choose a model pack first (Models ▸ Model packs…)"
-    base = pack
-    if (base_name := base_pack_name(pack)) is not None:
-        try:
-            base = (store or PackStore()).get(base_name, verify=False)
-        except PackError:
-            return None, f"{pack.name} was learned on {base_name}, which is not installed"
-    if base.embedding_member is None:
-        return None, f"{base.name} stores no embeddings, so it cannot be personalised"
+    try:
+        base = choose_base(store or PackStore(), pack.name, verify=False)
+    except (FinetuneError, PackError) as error:
+        return None, str(error)
     return base, (
         f"Learn a personal pack from your accepted and rejected tags, on top of {base.name}"
     )
-
-
-def personal_pack_name(store: PackStore, now: float | None = None) -> str:
-    """``personal-YYYYmmdd-HHMM``, with ``-2``, ``-3``... when that name is taken."""
-    stem = time.strftime("personal-%Y%m%d-%H%M", time.localtime(now))
-    names, name, n = set(store.names()), stem, 1
-    while name in names:
-        n += 1
-        name = f"{stem}-{n}"
-    return name
 
 
 @dataclass
@@ -327,73 +305,30 @@ class Retrained:
         return self.result is None and self.problem is None
 
 
-FINETUNE_STAGES = {
-    "reading corrections": "reading your decisions",
-    "fitting": "fitting the personal pack",
-    "done": "saved",
-}
-
-
 def retrain(
     base_name: str, taggers: TaggerCache, *, progress: ProgressCallback, cancel
 ) -> Retrained:
     """Fine-tune ``base_name`` on the catalog's decisions into a new personal pack (installed,
-    not made active). Reviewed tracks that ``base_name`` has not scored yet (scanned with a
-    personal pack only) are scored first, since the fine-tuner learns from its embeddings."""
-    from trainer.finetune import Cancelled, FinetuneError, finetune
+    not made active), as ``moodlib-train finetune --from-catalog`` does: ``trainer.
+    finetune_prepare.prepare`` (reviewed tracks the base has not scored are scanned with it
+    first, with the cached Tagger), then ``trainer.finetune.finetune``."""
+    from trainer.finetune import finetune
+    from trainer.finetune_prepare import FinetuneError, prepare
 
     store = PackStore()
-    progress(Progress(0, None, f"checking {base_name}"))
-    base = store.get(base_name)  # verified: the new pack copies its weights
-    outcome = Retrained(base.name)
+    outcome = Retrained(base_name)
     try:
         with open_catalog() as catalog:
-            outcome.scored = _score_reviewed(catalog, base, taggers, progress, cancel)
-            if cancel.is_set():
-                return outcome
-
-            def on_progress(stage: str, fraction: float) -> None:
-                if stage != "done" and cancel.is_set():
-                    raise Cancelled()  # before the pack is saved, never after
-                text = FINETUNE_STAGES.get(stage, stage)
-                progress(Progress.fraction(fraction, text))
-
+            prepared = prepare(
+                catalog, store, base_name, taggers.get, progress=progress, cancel=cancel
+            )
+            outcome.base, outcome.scored = prepared.base.name, prepared.scored
             outcome.result = finetune(
-                catalog, base, store, name=personal_pack_name(store), cancel=cancel,
-                progress=on_progress,
+                catalog, prepared.base, store, name=prepared.name, cancel=cancel,
+                progress=progress,
             )  # fmt: skip
     except Cancelled:
         pass
     except FinetuneError as error:
         outcome.problem = str(error)
     return outcome
-
-
-def _score_reviewed(
-    catalog: Catalog, base: Pack, taggers: TaggerCache, progress: ProgressCallback, cancel
-) -> list[str]:
-    """Score with ``base`` the reviewed, readable tracks it has no embedding of; their paths."""
-    rows = catalog.select("SELECT DISTINCT track_id FROM decisions ORDER BY track_id")
-    todo = []
-    for (track_id,) in rows:
-        if catalog.embedding(track_id, base.name) is None:
-            track = catalog.track(track_id)
-            if track.error is None and Path(track.path).is_file():
-                todo.append(track)
-    if not todo:
-        return []
-    progress(Progress(0, len(todo), f"loading {base.name}"))
-    tagger = Tagger(base, device=taggers.device)
-    scored = []
-    for done, track in enumerate(todo, start=1):
-        if cancel.is_set():
-            break
-        try:
-            audio = read_track(track.path, tagger)
-        except DecodeError:  # the next scan reports it
-            continue
-        prediction = tagger.predict_waveforms([audio.waveform])[0]
-        catalog.put_prediction(track.id, base.name, prediction.scores, prediction.embedding)
-        scored.append(track.path)
-        progress(Progress(done, len(todo), track.path))
-    return scored

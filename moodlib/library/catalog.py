@@ -1,27 +1,11 @@
 """The catalog: one SQLite database (WAL) of tracks, predictions, user decisions and writes.
 
-Tables:
+The tables and their migrations are in ``library.schema``. Paths are the real paths the
+scanner gives (``library.paths``); one that is not valid UTF-8 is stored as a BLOB of its bytes
+(``db_path``). Older catalogs are upgraded when opened.
 
-- ``tracks``: one row per audio file found (path, size, mtime, duration, format, the file's
-  own title/artist/album for display, the last scan error).
-- ``predictions``: per track and pack, the 56 scores (float32 blob in the official tag
-  order, NaN for tags the pack does not predict) and the pack's pooled embedding.
-- ``decisions``: per track and tag, the user's ``accept`` or ``reject``; tags the user adds
-  are accepted tags (``added`` = 1). Tags beyond the 56 are allowed here.
-- ``write_batches`` / ``write_journal``: every tag write, with the mood values before and
-  after and how the file held its tags before, so ``undo`` can put them back. An entry is
-  recorded (``pending``) before its file is replaced and settled after (``written``); an undo
-  marks it ``undoing``, then ``undone``. Entries left ``pending`` or ``undoing`` by a crash are
-  settled by ``metadata.journal.recover``.
-
-Paths are the real paths the scanner gives (``library.paths``); one that is not valid UTF-8 is
-stored as a BLOB of its bytes (``db_path``). Older catalogs are upgraded when opened
-(``_MIGRATIONS``).
-
-The indexes on ``tracks`` serve the orders of the GUI's table (``library.views``), the one on
-``write_journal(path)`` its "written" column.
-
-The catalog knows nothing of Qt or of the CLI; every method is a short transaction.
+The catalog knows nothing of Qt or of the CLI; every method is a short transaction, and no
+module outside ``moodlib/library/`` writes SQL: what they need is a method here.
 """
 
 from __future__ import annotations
@@ -31,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -40,85 +24,10 @@ import numpy as np
 
 from moodlib import vocabulary
 from moodlib.library.paths import printable
+from moodlib.library.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 WRITE_STATES = ("pending", "written", "undoing", "undone")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tracks (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    duration REAL,
-    format TEXT,
-    title TEXT,
-    artist TEXT,
-    album TEXT,
-    error TEXT,
-    scanned_at REAL
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
-    pack TEXT NOT NULL,
-    scores BLOB NOT NULL,
-    embedding BLOB,
-    predicted_at REAL NOT NULL,
-    PRIMARY KEY (track_id, pack)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
-    tag TEXT NOT NULL,
-    decision TEXT NOT NULL CHECK (decision IN ('accept', 'reject')),
-    added INTEGER NOT NULL DEFAULT 0,
-    decided_at REAL NOT NULL,
-    PRIMARY KEY (track_id, tag)
-);
-CREATE TABLE IF NOT EXISTS write_batches (
-    id INTEGER PRIMARY KEY,
-    created_at REAL NOT NULL,
-    description TEXT,
-    undone_at REAL
-);
-CREATE TABLE IF NOT EXISTS write_journal (
-    id INTEGER PRIMARY KEY,
-    batch_id INTEGER NOT NULL REFERENCES write_batches(id),
-    path TEXT NOT NULL,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    written_at REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'written'
-        CHECK (state IN ('pending', 'written', 'undoing', 'undone')),
-    before_tag TEXT  -- the tag the file had ("ID3v2.3", ...), '' for none, NULL if unknown
-);
-CREATE INDEX IF NOT EXISTS journal_by_batch ON write_journal(batch_id);
-CREATE INDEX IF NOT EXISTS journal_by_path ON write_journal(path);
-CREATE INDEX IF NOT EXISTS journal_unsettled ON write_journal(state)
-    WHERE state IN ('pending', 'undoing');
-CREATE INDEX IF NOT EXISTS tracks_by_title ON tracks(title COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS tracks_by_artist
-    ON tracks(artist COLLATE NOCASE, album COLLATE NOCASE, title COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS tracks_by_album ON tracks(album COLLATE NOCASE, title COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS tracks_by_duration ON tracks(duration);
-"""
-
-
-def _record_write_states(db: sqlite3.Connection) -> None:
-    """1 -> 2: journal entries get a state and the tag the file had before (unknown)."""
-    db.execute(
-        "ALTER TABLE write_journal ADD COLUMN state TEXT NOT NULL DEFAULT 'written'"
-        " CHECK (state IN ('pending', 'written', 'undoing', 'undone'))"
-    )
-    db.execute("ALTER TABLE write_journal ADD COLUMN before_tag TEXT")
-    db.execute(
-        "UPDATE write_journal SET state = 'undone' WHERE batch_id IN"
-        " (SELECT id FROM write_batches WHERE undone_at IS NOT NULL)"
-    )
-
-
-# _MIGRATIONS[n - 1] upgrades a catalog of schema version n to n + 1, inside one transaction;
-# tables and indexes that are new in a version come from _SCHEMA afterwards.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_record_write_states,)
-SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+PREFIXES_PER_QUERY = 100  # 5 parameters each (``_below``): under SQLite's old limit of 999
 
 
 @dataclass
@@ -219,7 +128,7 @@ class Catalog:
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             self._upgrade()
-            self._db.executescript(_SCHEMA)  # executescript commits by itself
+            self._db.executescript(SCHEMA)  # executescript commits by itself
 
     def _upgrade(self) -> None:
         """Bring an older catalog to ``SCHEMA_VERSION`` (a new one is stamped with it)."""
@@ -231,7 +140,7 @@ class Catalog:
                     f"moodlib reads up to {SCHEMA_VERSION})"
                 )
             if version > 0:
-                for migrate in _MIGRATIONS[version - 1 :]:
+                for migrate in MIGRATIONS[version - 1 :]:
                     migrate(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -293,27 +202,44 @@ class Catalog:
         error: str | None = None,
     ) -> int:
         """Insert or update the track at ``path``; a changed file loses its old predictions."""
-        key = db_path(path)
+        return self.upsert_tracks([{
+            "path": path, "size": size, "mtime_ns": mtime_ns, "duration": duration,
+            "format": format, "title": title, "artist": artist, "album": album, "error": error,
+        }])[0]  # fmt: skip
+
+    def upsert_tracks(self, tracks: Iterable[Mapping]) -> list[int]:
+        """``upsert_track`` for many tracks (each a mapping of its keyword arguments, ``path``
+        included) in one transaction; their ids, in order."""
+        ids = []
         with self._transaction() as db:
-            row = db.execute("SELECT id, size, mtime_ns FROM tracks WHERE path=?", (key,))
-            row = row.fetchone()
-            text = [None if t is None else printable(t) for t in (title, artist, album, error)]
-            values = (size, mtime_ns, duration, format, *text, time.time())
-            if row is None:
-                cursor = db.execute(
-                    "INSERT INTO tracks (size, mtime_ns, duration, format, title, artist, album,"
-                    " error, scanned_at, path) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (*values, key),
+            for track in tracks:
+                key = db_path(track["path"])
+                row = db.execute("SELECT id, size, mtime_ns FROM tracks WHERE path=?", (key,))
+                row = row.fetchone()
+                size, mtime_ns = track["size"], track["mtime_ns"]
+                text = [
+                    None if track.get(k) is None else printable(track[k])
+                    for k in ("title", "artist", "album", "error")
+                ]
+                values = (size, mtime_ns, track.get("duration"), track.get("format"), *text,
+                          time.time())  # fmt: skip
+                if row is None:
+                    cursor = db.execute(
+                        "INSERT INTO tracks (size, mtime_ns, duration, format, title, artist,"
+                        " album, error, scanned_at, path) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (*values, key),
+                    )
+                    ids.append(int(cursor.lastrowid))
+                    continue
+                if (row["size"], row["mtime_ns"]) != (size, mtime_ns):
+                    db.execute("DELETE FROM predictions WHERE track_id=?", (row["id"],))
+                db.execute(
+                    "UPDATE tracks SET size=?, mtime_ns=?, duration=?, format=?, title=?,"
+                    " artist=?, album=?, error=?, scanned_at=? WHERE id=?",
+                    (*values, row["id"]),
                 )
-                return int(cursor.lastrowid)
-            if (row["size"], row["mtime_ns"]) != (size, mtime_ns):
-                db.execute("DELETE FROM predictions WHERE track_id=?", (row["id"],))
-            db.execute(
-                "UPDATE tracks SET size=?, mtime_ns=?, duration=?, format=?, title=?, artist=?,"
-                " album=?, error=?, scanned_at=? WHERE id=?",
-                (*values, row["id"]),
-            )
-            return int(row["id"])
+                ids.append(int(row["id"]))
+        return ids
 
     def update_file_state(self, path: str, *, size: int, mtime_ns: int) -> None:
         """Record a file's new size/mtime after moodlib itself rewrote its tags.
@@ -363,20 +289,22 @@ class Catalog:
         return len(ids)
 
     def file_states(self, under: Iterable[str], pack: str) -> dict[str, FileState]:
-        """Path -> ``FileState`` of every track below any of ``under``, in one query: what a
-        rescan compares the files on disk with (a query per file costs more than the scan)."""
+        """Path -> ``FileState`` of every track below any of ``under``, in one query per
+        ``PREFIXES_PER_QUERY`` of them: what a rescan compares the files on disk with (a query
+        per file costs more than the scan). ``under`` may be a list of files."""
         prefixes = [str(p) for p in under]
-        if not prefixes:
-            return {}
-        where, params = _below(prefixes)
-        rows = self._query(
-            "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
-            " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
-            f" WHERE {where}",
-            [pack, *params],
-            plain=True,
-        )
-        return {path_from_db(path): FileState(*state) for path, *state in rows}
+        states = {}
+        for start in range(0, len(prefixes), PREFIXES_PER_QUERY):
+            where, params = _below(prefixes[start : start + PREFIXES_PER_QUERY])
+            rows = self._query(
+                "SELECT path, id, size, mtime_ns, error IS NOT NULL, p.track_id IS NOT NULL"
+                " FROM tracks LEFT JOIN predictions p ON p.track_id = id AND p.pack = ?"
+                f" WHERE {where}",
+                [pack, *params],
+                plain=True,
+            )
+            states.update((path_from_db(path), FileState(*state)) for path, *state in rows)
+        return states
 
     def count_tracks(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM tracks")[0][0])
@@ -386,12 +314,21 @@ class Catalog:
     def put_prediction(
         self, track_id: int, pack: str, scores: np.ndarray, embedding: np.ndarray | None = None
     ) -> None:
-        emb = None if embedding is None else np.asarray(embedding, "<f4").tobytes()
+        self.put_predictions(pack, [(track_id, scores, embedding)])
+
+    def put_predictions(
+        self, pack: str, predictions: Iterable[tuple[int, np.ndarray, np.ndarray | None]]
+    ) -> None:
+        """``(track id, scores, embedding or None)`` of many tracks by ``pack``, in one
+        transaction; each replaces the track's earlier prediction by ``pack``."""
+        now = time.time()
+        rows = [
+            (track_id, pack, scores_to_blob(scores),
+             None if embedding is None else np.asarray(embedding, "<f4").tobytes(), now)
+            for track_id, scores, embedding in predictions
+        ]  # fmt: skip
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?)",
-                (track_id, pack, scores_to_blob(scores), emb, time.time()),
-            )
+            db.executemany("INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?)", rows)
 
     def prediction(self, track_id: int, pack: str) -> np.ndarray | None:
         rows = self._query(
@@ -442,6 +379,11 @@ class Catalog:
     def decisions(self, track_id: int) -> dict[str, str]:
         rows = self._query("SELECT tag, decision FROM decisions WHERE track_id=?", (track_id,))
         return {r["tag"]: r["decision"] for r in rows}
+
+    def reviewed_track_ids(self) -> list[int]:
+        """The tracks with at least one decision, by id."""
+        rows = self._query("SELECT DISTINCT track_id FROM decisions ORDER BY track_id", plain=True)
+        return [track_id for (track_id,) in rows]
 
     # -- the tags a file should carry -----------------------------------------------------
 
@@ -557,10 +499,6 @@ class Catalog:
     def mark_undone(self, batch_id: int) -> None:
         with self._transaction() as db:
             db.execute("UPDATE write_batches SET undone_at=? WHERE id=?", (time.time(), batch_id))
-
-    def iter_rows(self, sql: str, params: Iterable = ()) -> Iterator[sqlite3.Row]:
-        """Read-only queries, rows by column name or position."""
-        yield from self._query(sql, params)
 
     def select(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Read-only queries for views (``library.views``), rows as plain tuples: at 100 000

@@ -9,8 +9,8 @@ when there is not enough to learn from.
 
 from __future__ import annotations
 
+import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import mutagen
@@ -166,13 +166,16 @@ def test_retraining_shows_base_vs_personal_and_switching_rescans(
     models.close()
 
     # Retraining while the personal pack is active starts again from its base, on every
-    # decision; reviewed tracks the base has not scored are scored first.
+    # decision; reviewed tracks the base has not scored are scored first: here two files
+    # changed on disk since, and the rescan scored them with the personal pack only.
     assert window.retrain_base.name == "starter"
-    forget = [t.id for t in tracks[:2]]
-    with sqlite3.connect(config.catalog_path()) as db:
-        db.executemany(
-            "DELETE FROM predictions WHERE track_id=? AND pack='starter'", [(i,) for i in forget]
-        )
+    for track in tracks[:2]:
+        os.utime(track.path, ns=(track.mtime_ns + 10**9, track.mtime_ns + 10**9))
+    window.scan_action.trigger()
+    wait_idle(window)
+    changed = [t.id for t in tracks[:2]]
+    assert [window.catalog.prediction(i, "starter") for i in changed] == [None, None]
+    assert all(window.catalog.prediction(i, name) is not None for i in changed)
     retrain(window)
     qtbot.waitUntil(lambda: window.retrain_dialog is not None, timeout=30_000)
     again = window.retrain_dialog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import media
@@ -15,12 +16,9 @@ from moodlib.inference import Tagger
 from moodlib.library.catalog import Catalog
 from moodlib.packs import load_pack
 from moodlib.packstore import PackStore
-from trainer.finetune import (
-    Cancelled,
-    FinetuneError,
-    corrections_from_catalog,
-    finetune,
-)
+from moodlib.progress import Cancelled
+from trainer.finetune import corrections_from_catalog, finetune
+from trainer.finetune_prepare import FinetuneError, choose_base, new_pack_name
 
 EXCERPT_SECONDS = 3.0  # short excerpts: many tracks per album from a small soundtrack
 EXCERPTS_PER_TRACK = 12
@@ -137,7 +135,10 @@ def test_the_personal_pack_is_a_pack_the_tagger_runs(reviewed, real_music_librar
     np.testing.assert_allclose(personal.scores[untouched], plain.scores[untouched], atol=1e-6)
 
     # Retraining from a personal pack learns anew from its base, never a head on a head.
-    again = finetune(catalog, pack, store, name="personal-again")
+    assert choose_base(store, pack.name).name == "mtg-baseline"
+    with pytest.raises(FinetuneError, match="retrain mtg-baseline instead"):
+        finetune(catalog, pack, store)
+    again = finetune(catalog, choose_base(store, pack.name), store, name="personal-again")
     assert again.pack.provenance["base_pack"] == "mtg-baseline"
     assert again.pack.head.tags == pack.head.tags
 
@@ -168,3 +169,13 @@ def test_too_few_corrections_is_a_clear_error(tmp_path: Path, reviewed) -> None:
         pytest.raises(FinetuneError, match="no reviewed"),
     ):
         finetune(empty, base, store)
+
+
+def test_a_new_pack_is_named_after_the_minute_and_never_takes_a_name(tmp_path) -> None:
+    store = PackStore(tmp_path / "packs")
+    now = time.mktime((2024, 5, 17, 9, 5, 30, 0, 0, -1))  # local time
+    assert new_pack_name(store, now) == "personal-20240517-0905"
+    for taken in ("personal-20240517-0905", "personal-20240517-0905-2"):
+        (tmp_path / "packs" / taken).mkdir(parents=True)
+        (tmp_path / "packs" / taken / "manifest.json").write_text("{}")
+    assert new_pack_name(store, now) == "personal-20240517-0905-3"

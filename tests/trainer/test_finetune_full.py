@@ -31,8 +31,10 @@ from moodlib.library.catalog import Catalog
 from moodlib.packs import Head, load_pack
 from moodlib.packstore import PackStore
 from moodlib.pipeline import scan
-from trainer.finetune import Cancelled, FinetuneError
-from trainer.finetune_full import NOT_COVERED, finetune_full
+from moodlib.progress import Cancelled, Progress
+from trainer.finetune import NOT_COVERED
+from trainer.finetune_full import finetune_full
+from trainer.finetune_prepare import FinetuneError
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +93,7 @@ def test_fine_tunes_every_member_and_writes_a_pack_the_tagger_runs(reviewed) -> 
     stages = []
     result = finetune_full(
         catalog, base, store, name="full-test", device="cpu", epochs=2,
-        progress=lambda stage, fraction: stages.append((stage, fraction)),
+        progress=lambda update: stages.append((update.text, update.done)),
     )  # fmt: skip
     table = result.table()
     reports = {r.tag: r for r in result.reports}
@@ -108,7 +110,7 @@ def test_fine_tunes_every_member_and_writes_a_pack_the_tagger_runs(reviewed) -> 
     assert len(result.epoch_losses) == 2
     assert result.train_loss_after < result.train_loss_before, table
     assert any(s.startswith("training, epoch 2/2") for s, _ in stages)
-    assert stages[-1] == ("done", 1.0)
+    assert stages[-1] == ("saved", 100)
 
     pack = load_pack(result.pack.root)  # every file's sha256 verified
     assert pack.provenance["base_pack"] == "starter"
@@ -142,9 +144,9 @@ def test_cancel_before_the_first_step_writes_nothing(reviewed) -> None:
     cancel = threading.Event()
     stages = []
 
-    def progress(stage: str, fraction: float) -> None:
-        stages.append(stage)
-        if stage.startswith("training"):
+    def progress(update: Progress) -> None:
+        stages.append(update.text)
+        if update.text.startswith("training"):
             cancel.set()
 
     with pytest.raises(Cancelled):
