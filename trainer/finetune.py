@@ -226,7 +226,6 @@ def fit_head(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``weight`` (tags x dim) and ``bias`` of the residual head by masked, L2-regularised
     logistic regression (L-BFGS, deterministic). Columns are the tags to train."""
-    torch.manual_seed(0)
     x = torch.from_numpy(embeddings.astype(np.float32))
     mean, std = x.mean(0), x.std(0) + 1e-6
     x = (x - mean) / std
