@@ -158,22 +158,27 @@ class MainWindow(QMainWindow):
         self.prompts = Prompts(self)
         self.jobs = JobRunner(self.job_status, self.prompts, self)
         self.packs = PackController(self, self.pack_label, self.catalog, self.jobs, self.prompts)
-        self.previews = PreviewController(self.panel, self.packs, self.taggers, self.jobs, self)
+        self.previews = PreviewController(
+            self.panel, packs=self.packs, taggers=self.taggers, jobs=self.jobs, parent=self
+        )
         self.review = ReviewController(
-            self.catalog, self.table, self.panel, self.tracks_label, self.packs, self.previews,
-            self.jobs, self.prompts, self,
+            self.catalog, table=self.table, panel=self.panel, tracks_label=self.tracks_label,
+            packs=self.packs, previews=self.previews, jobs=self.jobs, prompts=self.prompts,
+            parent=self,
         )  # fmt: skip
         self.scans = ScanController(
-            self, self.settings, self.catalog, self.library, self.results_dock, self.packs,
-            self.review, self.taggers, self.jobs, self.prompts,
+            self, settings=self.settings, catalog=self.catalog, library=self.library,
+            results=self.results_dock, packs=self.packs, review=self.review,
+            taggers=self.taggers, jobs=self.jobs, prompts=self.prompts,
         )  # fmt: skip
         self.writes = WriteController(
-            self, self.settings, self.table, self.results_dock, self.packs, self.review,
-            self.jobs, self.prompts,
+            self, settings=self.settings, table=self.table, results=self.results_dock,
+            packs=self.packs, review=self.review, jobs=self.jobs, prompts=self.prompts,
         )  # fmt: skip
         self.retraining = RetrainController(
-            self, self.catalog, self.packs, self.scans, self.taggers, self.jobs, self.prompts
-        )
+            self, catalog=self.catalog, packs=self.packs, scans=self.scans,
+            taggers=self.taggers, jobs=self.jobs, prompts=self.prompts,
+        )  # fmt: skip
         self.filter_bar.changed.connect(self.review.set_filter)
         self.packs.changed.connect(self._pack_loaded)
         self.packs.installed_changed.connect(self._packs_installed)

@@ -24,6 +24,7 @@ class PreviewController(QObject):
     def __init__(
         self,
         panel: TrackPanel,
+        *,
         packs: PackController,
         taggers: operations.TaggerCache,
         jobs: JobRunner,

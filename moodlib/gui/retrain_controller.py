@@ -28,6 +28,7 @@ class RetrainController(QObject):
     def __init__(
         self,
         window: QWidget,
+        *,
         catalog: Catalog,
         packs: PackController,
         scans: ScanController,

@@ -29,6 +29,7 @@ class ReviewController(QObject):
     def __init__(
         self,
         catalog: Catalog,
+        *,
         table: TrackTable,
         panel: TrackPanel,
         tracks_label: QLabel,

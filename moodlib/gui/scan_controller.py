@@ -35,6 +35,7 @@ class ScanController(QObject):
     def __init__(
         self,
         window: QWidget,
+        *,
         settings: QSettings,
         catalog: Catalog,
         library: LibraryPanel,

@@ -28,6 +28,7 @@ class WriteController(QObject):
     def __init__(
         self,
         window: QWidget,
+        *,
         settings: QSettings,
         table: TrackTable,
         results: ResultsDock,
