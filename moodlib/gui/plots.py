@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
 
 from moodlib import vocabulary
@@ -120,6 +120,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.end_seconds = 0.0
         self.scene().sigMouseClicked.connect(self._clicked)
         self.apply_palette(self.palette())
+        self.plot.setOpacity(0.0)  # no axes, colour bar or cursor around an empty image
 
     def apply_palette(self, palette: QPalette) -> None:
         colors = PlotColors.from_palette(palette)
@@ -172,8 +173,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         top = n_bands + SEGMENT_MARK_BANDS + 2 if marked else n_bands
         self.plot.setYRange(0, top, padding=0)
         self.set_cursor(start_seconds)
+        self.plot.setOpacity(1.0)
 
     def clear_mel(self) -> None:
+        self.plot.setOpacity(0.0)  # drawn, so the layout stays, but not seen
         self.image.clear()
         self.cursor.hide()
         self.segment_marks.hide()
@@ -319,9 +322,16 @@ class ScoreChart(QScrollArea):
         self.unscored_label.setVisible(bool(unscored))
         self.unscored_label.setPos(0.0, len(scored))
         self._show_uncovered(len(scored) + len(unscored), len(self.rows))
-        self.plot.getAxis("left").setTicks([[
+        tag_axis = self.plot.getAxis("left")
+        tag_axis.setTicks([[
             (i, f"{self._mark(tag, decisions, added)} {tag}") for i, tag in enumerate(self.rows)
         ]])  # fmt: skip
+        # Wide enough for every label from the first frame on (pyqtgraph would widen the axis
+        # only after drawing it once without them), and steady from track to track.
+        metrics = QFontMetrics(tag_axis.style["tickFont"] or self.plot_widget.font())
+        longest = max(metrics.horizontalAdvance(f"{mark} {tag}") for mark in
+                      DECISION_MARKS.values() for tag in vocabulary.TAGS)  # fmt: skip
+        tag_axis.setWidth(longest + tag_axis.style["tickTextOffset"][0] + 4)
         self.plot.setYRange(-0.5, len(self.rows) - 0.5, padding=0)
         self.plot_widget.setFixedHeight(len(self.rows) * self.row_height() + 36)
         self.set_current(current if current in self.rows else self.rows[0])

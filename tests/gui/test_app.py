@@ -140,6 +140,7 @@ def test_a_rescan_of_an_unchanged_library_loads_no_model(
     # Every track reviewed and hidden: no spectrogram to compute, nothing to tag.
     again = open_window()
     assert again.model.rowCount() == 0
+    assert again.panel.spectrogram.plot.opacity() == 0.0  # no axes around an empty image
     again.scan_action.trigger()
     wait_idle(again)
     assert "Scan: 0 tagged, 1 unchanged, 0 failed" in again.statusBar().currentMessage()
@@ -159,6 +160,7 @@ def test_the_track_panel_shows_the_mel_the_model_saw_and_the_catalogs_scores(
     waveform = decode(path, sample_rate=tagger.sample_rate, offset_seconds=offset,
                       duration_seconds=duration)  # fmt: skip
     mel = tagger.mel(waveform).numpy()
+    assert panel.spectrogram.plot.opacity() == 1.0
     shown = panel.spectrogram.image.image
     assert shown.shape == mel.shape == (96, mel.shape[1])
     np.testing.assert_allclose(shown, mel, atol=1e-3)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QToolBar
 
 from moodlib import config, vocabulary
@@ -158,6 +158,11 @@ def test_the_chart_tells_uncovered_tags_apart(qtbot) -> None:
                   chart.plot.getAxis("left")._tickLevels[0])  # fmt: skip
     assert labels["happy"] == "✗ happy"
     assert labels["christmas"] == "+ christmas"
+    # Room for every label from the first frame on (pyqtgraph widens an axis only after it
+    # has drawn it once without the labels that did not fit).
+    axis = chart.plot.getAxis("left")
+    metrics = QFontMetrics(axis.style["tickFont"] or chart.plot_widget.font())
+    assert axis.minimumWidth() > max(metrics.horizontalAdvance(t) for t in labels.values())
     brushes = chart.bars.opts["brushes"]
     alphas = {tag: b.color().alpha() for tag, b in zip(chart.rows, brushes, strict=False)}
     assert {tag for tag, alpha in alphas.items() if alpha == 255} == {"uplifting", "upbeat"}
