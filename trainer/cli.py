@@ -268,7 +268,7 @@ def _run_options(args: argparse.Namespace, out: Path, resume: bool):
         device=args.device,
         resume=resume,
         workers=args.workers,
-        progress=not args.no_progress,
+        show_progress=not args.no_progress,
         split=args.split,
         unlabeled_dir=getattr(args, "unlabeled", None),
         stop_after=getattr(args, "stop_after", None),
@@ -391,7 +391,7 @@ def _add_hpcp(subparsers: argparse._SubParsersAction) -> None:
 def _run_hpcp(args: argparse.Namespace) -> int:
     from trainer.data.hpcp import write_hpcp
 
-    report = write_hpcp(args.data, args.audio, split=args.split, progress=not args.no_progress)
+    report = write_hpcp(args.data, args.audio, split=args.split, show_progress=not args.no_progress)
     for line in report.failed:
         print(f"{PROG} hpcp: skipped {line}", file=sys.stderr)
     print(

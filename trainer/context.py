@@ -35,7 +35,7 @@ class RunOptions:
     workers: int = 0
     """DataLoader worker processes asked for; the run keeps the cores' share
     (:func:`trainer.processes.share_cores`)."""
-    progress: bool = True
+    show_progress: bool = True
     split: int = 0
     unlabeled_dir: Path | None = None
     """Tracks without labels for the noisy student, in the dataset layout (default: the

@@ -75,7 +75,7 @@ def inputs_from_audio(
     audio_dir: Path,
     unlabeled_dir: Path | None,
     workers: int,
-    progress: bool,
+    show_progress: bool,
     processes: Processes,
     device: torch.device,
 ) -> tuple[Split, Path | None]:
@@ -103,7 +103,7 @@ def inputs_from_audio(
             log.info("%d audio files of %s to %s", len(paths), audio_root, ", ".join(modules))
             _, report = audio_cache.cache_inputs(
                 root, audio_root, paths, modules, device=device,
-                workers=max(1, workers), progress=progress,
+                workers=max(1, workers), show_progress=show_progress,
             )  # fmt: skip
             log.info("%d computed, %d cached before, %d failed", report.computed,
                      report.reused, len(report.failed))  # fmt: skip

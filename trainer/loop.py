@@ -98,7 +98,7 @@ def run(recipe: Recipe, options: RunOptions) -> RunResult:
             split, unlabeled_dir = inputs_from_audio(
                 recipe, data_dir=options.data_dir, split=options.split,
                 audio_dir=options.audio_dir, unlabeled_dir=options.unlabeled_dir,
-                workers=options.workers, progress=options.progress,
+                workers=options.workers, show_progress=options.show_progress,
                 processes=processes, device=device,
             )  # fmt: skip
             options = dataclasses.replace(options, unlabeled_dir=unlabeled_dir)
@@ -422,14 +422,14 @@ def _train_batches(context: Context, strategy: Strategy, stage: Stage, epoch: in
     strategy.begin_epoch(epoch)
     totals = torch.zeros(len(networks), device=context.device)
     batches = 0
-    progress = tqdm(
+    bar = tqdm(
         stage.loader,
         desc=f"{context.recipe.name} {stage.name} epoch {epoch + 1}/{context.recipe.train.epochs}",
-        disable=not (context.options.progress and context.processes.main),
+        disable=not (context.options.show_progress and context.processes.main),
         leave=False,
         dynamic_ncols=True,
     )
-    for batch in progress:
+    for batch in bar:
         batch = tuple(part.to(context.device, non_blocking=True) for part in batch)
         values = strategy.step(
             networks,

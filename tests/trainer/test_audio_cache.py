@@ -75,7 +75,7 @@ def test_cached_inputs_are_the_frontends_on_the_decoded_audio(audio_dataset, tmp
     modules = audio_cache.source_modules({"hpcp": {}}, ["melspecs", "hpcp"])
 
     folders, report = audio_cache.cache_inputs(
-        tmp_path, dataset.audio_root, paths, modules, progress=False
+        tmp_path, dataset.audio_root, paths, modules, show_progress=False
     )
 
     assert (report.computed, report.reused, report.failed) == (3, 0, [])
@@ -97,16 +97,16 @@ def test_the_cache_is_reused_until_the_audio_changes(audio_dataset, tmp_path):
     paths = [t.path for t in read_split(split_file(dataset.split_dir, "test"))[:3]]
     modules = audio_cache.source_modules({}, ["melspecs"])
     cache = tmp_path / "cache"
-    [folder], _ = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
+    [folder], _ = audio_cache.cache_inputs(cache, audio, paths, modules, show_progress=False)
     # Times set, not waited for: each cached input as old as its audio, then one file newer.
     written = 1_700_000_000 * 10**9
     for path in paths:
         for file in (audio / path, mel_path(cache / folder, path)):
             os.utime(file, ns=(written, written))
 
-    _, again = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
+    _, again = audio_cache.cache_inputs(cache, audio, paths, modules, show_progress=False)
     os.utime(audio / paths[0], ns=(written + 10**9, written + 10**9))
-    _, changed = audio_cache.cache_inputs(cache, audio, paths, modules, progress=False)
+    _, changed = audio_cache.cache_inputs(cache, audio, paths, modules, show_progress=False)
 
     assert (again.computed, again.reused) == (0, 3)
     assert (changed.computed, changed.reused) == (1, 2)
@@ -130,7 +130,7 @@ def test_unreadable_audio_is_reported_and_the_others_go_on(audio_dataset, tmp_pa
     modules = audio_cache.source_modules({}, ["melspecs"])
 
     folders, report = audio_cache.cache_inputs(
-        tmp_path, dataset.audio_root, paths, modules, progress=False
+        tmp_path, dataset.audio_root, paths, modules, show_progress=False
     )
 
     assert report.computed == 1 and len(report.failed) == 2

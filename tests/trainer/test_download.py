@@ -100,7 +100,7 @@ def fetch(base_url, root, outdir, **options):
         outdir,
         base_url=base_url,
         sha256_list=root / "list.txt",
-        progress=False,
+        show_progress=False,
         log=lambda line: None,
         **options,
     )

@@ -95,7 +95,7 @@ def test_every_recipe_family_keeps_its_best_weights_when_a_tag_has_no_validation
     recipe = load_recipe(
         name, short=True, overrides={"train": {"epochs": min(2, short.train.epochs)}}
     )
-    options = RunOptions(data_dir=data, out_dir=tmp_path / name, progress=False)
+    options = RunOptions(data_dir=data, out_dir=tmp_path / name, show_progress=False)
 
     with caplog.at_level(logging.WARNING, logger="trainer"):
         outcome = run(recipe, options)

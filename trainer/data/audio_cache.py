@@ -84,7 +84,7 @@ def cache_inputs(
     *,
     device: torch.device | str = "cpu",
     workers: int = 2,
-    progress: bool = True,
+    show_progress: bool = True,
     folders: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], CacheReport]:
     """Compute what is missing of every source for the audio files ``audio_root / path``.
@@ -114,7 +114,7 @@ def cache_inputs(
         else:
             pending.append((path, targets))
     bar = tqdm(
-        total=len(pending), desc=", ".join(modules), disable=not progress, dynamic_ncols=True
+        total=len(pending), desc=", ".join(modules), disable=not show_progress, dynamic_ncols=True
     )
     with ThreadPoolExecutor(max(1, workers)) as pool:
         decoded_files = read_ahead(

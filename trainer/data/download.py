@@ -101,7 +101,7 @@ def download_dataset(
     base_url: str = BASE_URL,
     sha256_list: str | Path | None = None,
     keep_archives: bool = True,
-    progress: bool = True,
+    show_progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Fetch, verify and unpack every archive of ``data_type`` into ``outdir``.
@@ -119,7 +119,7 @@ def download_dataset(
         (:func:`sha256_list_url`).
     keep_archives
         Keep each archive after unpacking it (the marker alone is enough to skip it later).
-    progress
+    show_progress
         Show a tqdm progress bar per archive.
     log
         Receives one line per archive: skipped, verified, unpacked.
@@ -146,7 +146,7 @@ def download_dataset(
             continue
         url = f"{base_url.rstrip('/')}/{data_type}/{archive.filename}"
         try:
-            path = _fetch_verified(url, outdir / archive.filename, archive.sha256, progress)
+            path = _fetch_verified(url, outdir / archive.filename, archive.sha256, show_progress)
             log(f"{archive.filename}: sha256 verified")
             _unpack(path, outdir)
         except DownloadError as error:
@@ -166,10 +166,14 @@ def download_dataset(
     return unpacked
 
 
-def _fetch_verified(url: str, destination: Path, sha256: str, progress: bool) -> Path:
+def _fetch_verified(url: str, destination: Path, sha256: str, show_progress: bool) -> Path:
     """``destination`` with the expected content, downloaded or resumed as needed."""
     bar = tqdm(
-        unit="B", unit_scale=True, unit_divisor=1024, desc=destination.name, disable=not progress
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=destination.name,
+        disable=not show_progress,
     )
 
     with bar:

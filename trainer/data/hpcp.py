@@ -27,7 +27,7 @@ def write_hpcp(
     *,
     split: int = 0,
     config: dict[str, Any] | None = None,
-    progress: bool = True,
+    show_progress: bool = True,
     workers: int = 2,
 ) -> CacheReport:
     """Compute the HPCP of every track of ``split`` from ``audio_dir`` into ``data_dir/hpcp``.
@@ -59,7 +59,7 @@ def write_hpcp(
     )
     modules = {SOURCE: HPCP(**(config or {})).eval()}
     _, report = cache_inputs(
-        data_dir, audio_dir, paths, modules, workers=workers, progress=progress,
+        data_dir, audio_dir, paths, modules, workers=workers, show_progress=show_progress,
         folders={SOURCE: SOURCE},
     )  # fmt: skip
     return report
