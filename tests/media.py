@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import mutagen
 from mutagen.apev2 import APEv2
 
 SOURCE_MUSIC_DIR = Path("/usr/share/games/singularity/music")
@@ -117,6 +118,39 @@ def copy_library(library: Mapping[str, Path], dest_dir: Path) -> dict[str, Path]
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     return {fmt: Path(shutil.copyfile(path, dest_dir / path.name)) for fmt, path in library.items()}
+
+
+# A simulated user of "retrain on my corrections": the same four excerpts in several albums
+# (the fine-tuner holds out whole albums), in formats mutagen's easy interface tags, and a
+# consistent taste by excerpt: each tag accepted on these excerpts, rejected on the others.
+ALBUM_SONGS = ("mp3", "flac", "ogg", "m4a")
+TASTE = {"dark": {"mp3", "flac"}, "happy": {"mp3", "ogg"}}
+
+
+def copy_albums(library: Mapping[str, Path], dest_dir: Path, albums: int) -> None:
+    """``albums`` folders ``album K`` under ``dest_dir``, each with the ``ALBUM_SONGS`` of
+    ``library`` (names kept) tagged with the album "Album K"."""
+    for k in range(albums):
+        folder = Path(dest_dir) / f"album {k}"
+        copies = copy_library({song: library[song] for song in ALBUM_SONGS}, folder)
+        for copy in copies.values():
+            tags = mutagen.File(copy, easy=True)
+            tags["album"] = f"Album {k}"
+            tags.save()
+
+
+def song_of(path: str | Path) -> str:
+    """Which of the ``ALBUM_SONGS`` a copy made by ``copy_albums`` is (its extension)."""
+    return Path(path).suffix[1:]
+
+
+def review_by_taste(catalog, tracks) -> None:
+    """Accept or reject each ``TASTE`` tag on every track (``Catalog.set_decision``)."""
+    for track in tracks:
+        for tag, songs in TASTE.items():
+            catalog.set_decision(
+                track.id, tag, "accept" if song_of(track.path) in songs else "reject"
+            )
 
 
 def decoded_pcm_sha(path: Path) -> str:

@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-import mutagen
 import pytest
+from media import ALBUM_SONGS, TASTE, copy_albums, review_by_taste, song_of
 from PySide6.QtCore import Qt
 
 from moodlib import config
@@ -26,10 +26,6 @@ from moodlib.pipeline import scan
 pytestmark = pytest.mark.gui
 
 ALBUMS = 3
-SONGS = ("mp3", "flac", "ogg", "m4a")  # four excerpts per album, in formats mutagen's easy
-# interface tags
-DARK = {"mp3", "flac"}  # the user's taste: "dark" on these, not on the others
-HAPPY = {"mp3", "ogg"}  # "happy" on these, not on the others
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +34,7 @@ def albums_home(tmp_path_factory, real_music_library) -> Path:
     starter pack (read-only: tests copy it)."""
     root = tmp_path_factory.mktemp("albums")
     music = root / "music"
-    for k in range(ALBUMS):
-        folder = music / f"album {k}"
-        folder.mkdir(parents=True)
-        for song in SONGS:
-            source = real_music_library[song]
-            copy = Path(shutil.copyfile(source, folder / source.name))
-            tags = mutagen.File(copy, easy=True)
-            tags["album"] = f"Album {k}"
-            tags.save()
+    copy_albums(real_music_library, music, ALBUMS)
     home = root / "home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOODLIB_HOME", str(home))
@@ -54,7 +42,7 @@ def albums_home(tmp_path_factory, real_music_library) -> Path:
         config.save_setting("active_pack", "starter")
         with Catalog(config.catalog_path()) as catalog:
             result = scan([music], catalog, Tagger(PackStore().get("starter"), device="cpu"))
-    assert len(result.tagged) == ALBUMS * len(SONGS) and not result.failed
+    assert len(result.tagged) == ALBUMS * len(ALBUM_SONGS) and not result.failed
     return home
 
 
@@ -65,19 +53,11 @@ def albums_window(albums_home, home, open_window):
     return open_window()
 
 
-def song_of(path: str) -> str:
-    name = Path(path).name
-    return next(song for song in SONGS if name.endswith(f".{song}"))
-
-
 def review(catalog: Catalog) -> None:
     """Decide "dark" and "happy" on every track by the user's taste; add a tag of the user's
     own, which a pack cannot learn."""
     tracks = catalog.tracks()
-    for track in tracks:
-        song = song_of(track.path)
-        catalog.set_decision(track.id, "dark", "accept" if song in DARK else "reject")
-        catalog.set_decision(track.id, "happy", "accept" if song in HAPPY else "reject")
+    review_by_taste(catalog, tracks)
     catalog.add_tag(tracks[0].id, "boss fight")
 
 
@@ -210,7 +190,7 @@ def test_too_few_corrections_are_explained(qtbot, albums_window, wait_idle) -> N
     window = albums_window
     tracks = window.catalog.tracks()
     for track in tracks[:4]:  # two of each: a tag needs three of each to be learned
-        decision = "accept" if song_of(track.path) in DARK else "reject"
+        decision = "accept" if song_of(track.path) in TASTE["dark"] else "reject"
         window.catalog.set_decision(track.id, "dark", decision)
     retrain(window)
     qtbot.waitUntil(lambda: window.notice is not None, timeout=30_000)

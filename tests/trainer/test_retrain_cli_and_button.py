@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-import mutagen
 import numpy as np
 import pytest
 import torch
+from media import ALBUM_SONGS, copy_albums, review_by_taste
 from safetensors.torch import load_file
 
 from moodlib import config
@@ -36,9 +36,6 @@ from trainer.finetune_prepare import new_pack_name
 pytestmark = pytest.mark.slow
 
 ALBUMS = 3
-SONGS = ("mp3", "flac", "ogg", "m4a")  # formats mutagen's easy interface tags
-DARK = {"mp3", "flac"}  # the user's taste: "dark" on these, not on the others
-HAPPY = {"mp3", "ogg"}
 
 
 @pytest.fixture(scope="module")
@@ -46,30 +43,20 @@ def reviewed_home(tmp_path_factory, real_music_library) -> Path:
     """The home described above (read-only: tests copy it)."""
     root = tmp_path_factory.mktemp("retrain_faces")
     music = root / "music"
-    for k in range(ALBUMS):
-        folder = music / f"album {k}"
-        folder.mkdir(parents=True)
-        for song in SONGS:
-            copy = Path(shutil.copyfile(real_music_library[song], folder / f"{song}.{song}"))
-            tags = mutagen.File(copy, easy=True)
-            tags["album"] = f"Album {k}"
-            tags.save()
+    copy_albums(real_music_library, music, ALBUMS)
     home = root / "home"
     with pytest.MonkeyPatch.context() as patch, Catalog(home / "catalog.sqlite") as catalog:
         patch.setenv("MOODLIB_HOME", str(home))
         config.save_setting("active_pack", "starter")
         scan([music], catalog, Tagger(PackStore().get("starter"), device="cpu"))
-        for track in catalog.tracks():
-            song = Path(track.path).suffix[1:]
-            catalog.set_decision(track.id, "dark", "accept" if song in DARK else "reject")
-            catalog.set_decision(track.id, "happy", "accept" if song in HAPPY else "reject")
+        review_by_taste(catalog, catalog.tracks())
         changed = catalog.tracks()[:2]
         for track in changed:
             os.utime(track.path, ns=(track.mtime_ns + 10**9, track.mtime_ns + 10**9))
         baseline = Tagger(PackStore().get("mtg-baseline"), device="cpu")
         scan([t.path for t in changed], catalog, baseline)
         assert [catalog.embedding(t.id, "starter") for t in changed] == [None, None]
-        assert len(catalog.tracks()) == ALBUMS * len(SONGS)
+        assert len(catalog.tracks()) == ALBUMS * len(ALBUM_SONGS)
     return home
 
 
