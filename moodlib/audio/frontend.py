@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from moodlib.audio.hpcp import HPCP
+from moodlib.audio.stft import stft
 
 __all__ = ["MelFrontend", "MelHpcpFrontend", "build_frontend", "mel_filterbank", "mel_frequencies"]
 
@@ -241,17 +242,13 @@ class MelFrontend(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Map waveforms of shape ``(batch, samples)`` to spectrograms of shape
         ``(batch, n_mels, frames)``, float32."""
-        if waveform.ndim != 2:
-            raise ValueError(f"expected a waveform of shape (batch, samples), got {waveform.shape}")
         with torch.autocast(device_type=waveform.device.type, enabled=False):
-            spectrum = torch.stft(
-                waveform.float(),
+            spectrum = stft(
+                waveform,
                 n_fft=self.n_fft,
                 hop_length=self.hop_length,
-                window=self.window.float(),
+                window=self.window,
                 center=self.center,
-                pad_mode="constant",
-                return_complex=True,
             )
             if self.power == 2.0:
                 # Squaring the parts avoids the rounding of a square root squared again.

@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from moodlib.audio.stft import stft
+
 __all__ = ["HPCP", "blackman_harris_62", "harmonic_weights"]
 
 _BH62_COEFFICIENTS = (0.44959, 0.49364, 0.05677)
@@ -189,17 +191,13 @@ class HPCP(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Map waveforms ``(batch, samples)`` to profiles ``(batch, size, frames)`` in [0, 1];
         frames without peaks are all zeros."""
-        if waveform.ndim != 2:
-            raise ValueError(f"expected a waveform of shape (batch, samples), got {waveform.shape}")
         with torch.autocast(device_type=waveform.device.type, enabled=False):
-            spectrum = torch.stft(
-                waveform.float(),
+            spectrum = stft(
+                waveform,
                 n_fft=self.n_fft,
                 hop_length=self.hop_length,
                 window=self.window,
                 center=self.center,
-                pad_mode="constant",
-                return_complex=True,
             )
             magnitudes = spectrum.abs().transpose(1, 2)  # (batch, frames, bins)
             frequencies, peak_magnitudes = self._spectral_peaks(magnitudes)
