@@ -45,11 +45,6 @@ TRAIN_PRIORS: tuple[float, ...] = (
 TAG_INDEX: dict[str, int] = {tag: i for i, tag in enumerate(TAGS)}
 
 
-def full_name(tag: str) -> str:
-    """``"happy"`` -> ``"mood/theme---happy"``."""
-    return PREFIX + short_name(tag)
-
-
 def short_name(tag: str) -> str:
     """Accept a short or a full name and return the short one; raise ``KeyError`` if unknown."""
     name = tag.removeprefix(PREFIX).strip().lower()
@@ -77,11 +72,6 @@ def predicted_tags(scores: np.ndarray, thresholds: Mapping[str, float]) -> list[
     with np.errstate(invalid="ignore"):
         chosen = np.flatnonzero(scores >= limits)  # NaN compares False
     return [TAGS[i] for i in chosen[np.argsort(-scores[chosen], kind="stable")]]
-
-
-def display_name(tag: str) -> str:
-    """A name for people: ``"melancholic"`` -> ``"Melancholic"``."""
-    return short_name(tag).capitalize()
 
 
 # On the official baseline's test predictions, at most 3 tags above threshold per track write
